@@ -1,0 +1,132 @@
+//! The one record that crosses from capture to the handshake engine.
+//!
+//! Both capture backends produce exactly this type: the eBPF classifier writes
+//! it into a BPF ring buffer, the libpcap decoder builds it from a frame. The
+//! engine therefore cannot tell which backend fed it, and the layout is the
+//! contract between kernel and userspace: `#[repr(C)]`, every byte named, no
+//! implicit padding, and a size checked at compile time on both sides.
+//!
+//! Conventions:
+//! - addresses are in network byte order; an IPv4 address occupies the first
+//!   four bytes of the 16-byte field and the other twelve are zero;
+//! - ports, sequence and acknowledgement numbers are in host byte order;
+//! - for [`KIND_ICMP_UNREACH`] the address, port and `seq` fields describe the
+//!   TCP segment *quoted* inside the ICMP/ICMPv6 error (the one that could not
+//!   be delivered), not the ICMP packet itself.
+#![no_std]
+
+/// A TCP segment (any flag combination the classifier chose to forward).
+pub const KIND_TCP: u8 = 1;
+/// An ICMP (type 3) or ICMPv6 (type 1) destination-unreachable message that
+/// quotes a TCP segment.
+pub const KIND_ICMP_UNREACH: u8 = 2;
+
+/// `Event::family` for IPv4.
+pub const FAMILY_V4: u8 = 4;
+/// `Event::family` for IPv6.
+pub const FAMILY_V6: u8 = 6;
+
+/// `Event::direction`: the capture point does not know (libpcap on Ethernet,
+/// capture files).
+pub const DIR_UNKNOWN: u8 = 0;
+/// Seen on the way into the host (TC ingress, XDP, SLL `PACKET_HOST`).
+pub const DIR_INGRESS: u8 = 1;
+/// Seen on the way out of the host (TC egress, SLL `PACKET_OUTGOING`).
+pub const DIR_EGRESS: u8 = 2;
+
+/// TCP header flag bits as they appear in byte 13 of the header (RFC 9293,
+/// section 3.1).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// One classified packet. 64 bytes, one cache line.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct Event {
+    /// Packet time in nanoseconds since the Unix epoch. (The eBPF side writes
+    /// `bpf_ktime_get_ns()`; its userspace reader converts before the engine
+    /// sees the event.)
+    pub ts_ns: u64,
+    /// Source address (see the module conventions).
+    pub saddr: [u8; 16],
+    /// Destination address.
+    pub daddr: [u8; 16],
+    /// TCP sequence number.
+    pub seq: u32,
+    /// TCP acknowledgement number (0 for ICMP events).
+    pub ack: u32,
+    /// TCP source port.
+    pub sport: u16,
+    /// TCP destination port.
+    pub dport: u16,
+    /// TCP payload length; for a SYN this is TCP Fast Open data. Saturates at
+    /// `u16::MAX`. Zero for ICMP events.
+    pub payload_len: u16,
+    /// [`KIND_TCP`] or [`KIND_ICMP_UNREACH`].
+    pub kind: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    /// TCP flags byte ([`tcp_flags`]); for ICMP events the quoted segment's
+    /// flags when the quote is long enough to carry them, else 0.
+    pub tcp_flags: u8,
+    /// [`DIR_UNKNOWN`], [`DIR_INGRESS`] or [`DIR_EGRESS`].
+    pub direction: u8,
+    /// ICMP/ICMPv6 type (0 for TCP events).
+    pub icmp_type: u8,
+    /// ICMP/ICMPv6 code (0 for TCP events).
+    pub icmp_code: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 4],
+}
+
+/// Size of [`Event`] in bytes; the ring buffer reader checks records against it.
+pub const EVENT_SIZE: usize = 64;
+
+const _: () = assert!(core::mem::size_of::<Event>() == EVENT_SIZE);
+const _: () = assert!(core::mem::align_of::<Event>() == 8);
+
+impl Event {
+    /// An all-zero event, the starting point for builders on both sides.
+    pub const ZERO: Event = Event {
+        ts_ns: 0,
+        saddr: [0; 16],
+        daddr: [0; 16],
+        seq: 0,
+        ack: 0,
+        sport: 0,
+        dport: 0,
+        payload_len: 0,
+        kind: 0,
+        family: 0,
+        tcp_flags: 0,
+        direction: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        _pad: [0; 4],
+    };
+}
+
+/// Indexes into the eBPF per-CPU counter array (`TCPEEK_STATS`): what the
+/// kernel side saw or could not deliver. Userspace sums them over CPUs.
+pub mod stat {
+    /// Events written to the ring buffer.
+    pub const EVENTS: u32 = 0;
+    /// Events lost because the ring buffer was full.
+    pub const RINGBUF_FULL: u32 = 1;
+    /// Handshakes dropped from the in-progress map before completing
+    /// (insert failed; LRU evictions are not observable from BPF).
+    pub const MAP_FULL: u32 = 2;
+    /// Packets the classifier looked at.
+    pub const PACKETS: u32 = 3;
+    /// Number of counters.
+    pub const COUNT: u32 = 4;
+}

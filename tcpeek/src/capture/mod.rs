@@ -1,0 +1,25 @@
+//! Capture: where events come from.
+//!
+//! Each backend turns what it captured into [`tcpeek_common::Event`]s and
+//! reports what it saw and what it could not deliver as [`CaptureStats`].
+
+pub mod decode;
+pub mod pcap;
+
+/// What a capture backend saw and lost, reported in the summary and on the
+/// socket next to the engine's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets received by the capture (libpcap `ps_recv`; frames read from a
+    /// file; eBPF: packets the classifier looked at).
+    pub recv: u64,
+    /// Packets dropped by the capture because the reader was too slow
+    /// (libpcap `ps_drop`; eBPF: ring buffer full).
+    pub drop: u64,
+    /// Packets dropped by the interface or driver (libpcap `ps_ifdrop`; eBPF:
+    /// handshakes the in-kernel table could not hold).
+    pub ifdrop: u64,
+    /// Frames that could not be decoded (truncated, malformed, unsupported
+    /// link layer) or failed the `-c` checksum check.
+    pub malformed: u64,
+}

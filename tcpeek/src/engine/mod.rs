@@ -1,0 +1,404 @@
+//! The handshake engine: one state machine per TCP three-way handshake.
+//!
+//! The engine does no I/O and reads no clock: every call takes the time it
+//! should act at, so live capture (wall clock), capture files (packet time)
+//! and tests (made-up time) run the same code.
+//!
+//! Only a SYN without ACK, RST or FIN opens a handshake, and only if the
+//! caller's admission check says a filter wants it. A handshake ends as
+//! - [`Outcome::Success`] when each side has acknowledged the other's SYN;
+//! - [`Outcome::Reject`] on an RST that the receiving endpoint would accept;
+//! - [`Outcome::Unreach`] (with ICMP enabled) on an ICMP/ICMPv6
+//!   destination-unreachable quoting one of its SYNs;
+//! - [`Outcome::Timeout`] when no acceptable segment arrived for the timeout.
+//!
+//! Segments the endpoints themselves would discard (an RST or ACK that does
+//! not acknowledge the SYN, a SYN/ACK for another ISN: RFC 9293 section
+//! 3.10.7.3) change nothing, so a forged or stale packet cannot decide an
+//! outcome. Finished handshakes stay in the table as `Closed` for a while, so
+//! that a retransmission of their SYN does not count a second one.
+
+mod session;
+mod table;
+
+use tcpeek_common::{tcp_flags, Event, KIND_ICMP_UNREACH, KIND_TCP};
+
+use crate::event::{endpoints, Connection};
+use session::{Key, Opening, Session, State};
+use table::{ListId, Table};
+
+/// How a handshake ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    Success,
+    Timeout,
+    Reject,
+    Unreach,
+}
+
+/// A finished handshake.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Finished {
+    pub conn: Connection,
+    pub outcome: Outcome,
+    /// Time of the first SYN, ns since the epoch.
+    pub start_ns: u64,
+    /// Time of the segment that decided the outcome; for a timeout, the
+    /// moment it expired (last segment + timeout).
+    pub end_ns: u64,
+    /// SYN retransmissions seen.
+    pub dupsyn: u32,
+    /// SYN/ACK retransmissions seen.
+    pub dupsynack: u32,
+}
+
+impl Finished {
+    /// Time the handshake took, ns.
+    pub fn duration_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+/// Engine settings.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineConfig {
+    /// A handshake with no acceptable segment for this long times out.
+    pub timeout_ns: u64,
+    /// How long a finished handshake is remembered to recognise late
+    /// retransmissions of its SYN.
+    pub linger_ns: u64,
+    /// At most this many handshakes are tracked; further opening SYNs are
+    /// counted as overflow.
+    pub max_sessions: usize,
+    /// Whether ICMP destination-unreachable ends a handshake.
+    pub icmp: bool,
+}
+
+impl EngineConfig {
+    /// A Linux client gives up a connect() after 6 SYN retransmissions, the
+    /// last gap being 64 s (net.ipv4.tcp_syn_retries, RFC 6298 back-off), so
+    /// retransmitted SYNs can follow each other up to ~2 minutes apart.
+    pub const MIN_LINGER_NS: u64 = 130 * 1_000_000_000;
+
+    pub fn new(timeout_ns: u64, max_sessions: usize, icmp: bool) -> EngineConfig {
+        EngineConfig {
+            timeout_ns,
+            linger_ns: timeout_ns.max(Self::MIN_LINGER_NS),
+            max_sessions,
+            icmp,
+        }
+    }
+}
+
+/// The engine. See the module documentation.
+pub struct Engine {
+    cfg: EngineConfig,
+    table: Table,
+    overflow: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            table: Table::new(cfg.max_sessions),
+            cfg,
+            overflow: 0,
+        }
+    }
+
+    /// Handshakes in progress.
+    pub fn pending(&self) -> usize {
+        self.table.live_len()
+    }
+
+    /// Opening SYNs not tracked because the table was full.
+    pub fn overflow(&self) -> u64 {
+        self.overflow
+    }
+
+    /// Heap bytes held by the session table.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
+    }
+
+    /// Finished handshakes remembered for retransmission detection.
+    pub fn lingering(&self) -> usize {
+        self.table.closed_len()
+    }
+
+    /// Processes one event. `admit` is asked once per new handshake whether
+    /// any filter wants it; finished handshakes are appended to `out`.
+    pub fn process(
+        &mut self,
+        ev: &Event,
+        admit: impl FnOnce(&Connection) -> bool,
+        out: &mut Vec<Finished>,
+    ) {
+        match ev.kind {
+            KIND_TCP => self.segment(ev, admit, out),
+            KIND_ICMP_UNREACH if self.cfg.icmp => self.unreachable(ev, out),
+            _ => {}
+        }
+    }
+
+    /// Ends handshakes idle since before `now - timeout` and forgets
+    /// finished ones older than the linger time.
+    pub fn expire(&mut self, now: u64, out: &mut Vec<Finished>) {
+        while let Some(i) = self.table.oldest(ListId::Live) {
+            let s = self.table.get(i);
+            let deadline = s.last_ns.saturating_add(self.cfg.timeout_ns);
+            if deadline > now {
+                break;
+            }
+            self.finish(i, Outcome::Timeout, deadline, out);
+        }
+        while let Some(i) = self.table.oldest(ListId::Closed) {
+            if self.table.get(i).last_ns.saturating_add(self.cfg.linger_ns) > now {
+                break;
+            }
+            self.table.remove(i);
+        }
+    }
+
+    fn segment(
+        &mut self,
+        ev: &Event,
+        admit: impl FnOnce(&Connection) -> bool,
+        out: &mut Vec<Finished>,
+    ) {
+        let (src, dst) = endpoints(ev);
+        let (key, src_is_lo) = Key::of(src, dst);
+        let flags = ev.tcp_flags;
+        let syn = flags & tcp_flags::SYN != 0;
+        let ack = flags & tcp_flags::ACK != 0;
+        let rst = flags & tcp_flags::RST != 0;
+        let fin = flags & tcp_flags::FIN != 0;
+        let now = ev.ts_ns;
+
+        let Some(i) = self.table.find(&key) else {
+            if syn && !ack && !rst && !fin {
+                self.open(Connection { client: src, server: dst }, ev, admit);
+            }
+            return;
+        };
+
+        let from_client = self.table.get(i).client_is_lo == src_is_lo;
+        if self.table.list_of(i) == ListId::Closed {
+            self.lingering_segment(i, ev, from_client, Connection { client: src, server: dst }, admit);
+            return;
+        }
+
+        if rst {
+            if self.rst_acceptable(i, ev, from_client) {
+                self.finish(i, Outcome::Reject, now, out);
+            }
+            return;
+        }
+        match (syn, ack) {
+            (true, false) if !fin => self.syn(i, ev, from_client),
+            (true, true) => self.syn_ack(i, ev, from_client, out),
+            (false, true) => self.ack(i, ev, from_client, out),
+            _ => {}
+        }
+    }
+
+    fn open(&mut self, conn: Connection, ev: &Event, admit: impl FnOnce(&Connection) -> bool) {
+        if !admit(&conn) {
+            return;
+        }
+        if !self.table.has_room() {
+            self.overflow += 1;
+            return;
+        }
+        let opening = Opening {
+            isn: ev.seq,
+            len: ev.payload_len,
+        };
+        self.table.insert(Session::new(conn, opening, ev.ts_ns));
+    }
+
+    /// A segment of a handshake that already finished: a retransmission of
+    /// the same SYN is absorbed (and keeps the memory fresh); a SYN with a
+    /// new ISN is a new connection on the same ports.
+    fn lingering_segment(
+        &mut self,
+        i: u32,
+        ev: &Event,
+        from_client: bool,
+        conn: Connection,
+        admit: impl FnOnce(&Connection) -> bool,
+    ) {
+        let f = ev.tcp_flags;
+        let opening_syn = f & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)
+            == tcp_flags::SYN;
+        if !opening_syn {
+            return;
+        }
+        let s = self.table.get_mut(i);
+        if from_client && s.client.isn == ev.seq {
+            s.refresh(ev.ts_ns);
+            self.table.touch(i, ListId::Closed);
+            return;
+        }
+        self.table.remove(i);
+        self.open(conn, ev, admit);
+    }
+
+    fn syn(&mut self, i: u32, ev: &Event, from_client: bool) {
+        let s = self.table.get_mut(i);
+        if from_client {
+            if ev.seq != s.client.isn {
+                // Another ISN on the same ports while this handshake is
+                // open: the original logs "Duplicate connection" and keeps
+                // the first; so do we.
+                return;
+            }
+            s.dupsyn = s.dupsyn.saturating_add(1);
+        } else {
+            match s.state {
+                State::SynSent => {
+                    // The server connects to the client too: simultaneous
+                    // open.
+                    s.server = Opening {
+                        isn: ev.seq,
+                        len: ev.payload_len,
+                    };
+                    s.state = State::SimultaneousOpen;
+                }
+                State::SimultaneousOpen if ev.seq == s.server.isn => {
+                    s.dupsyn = s.dupsyn.saturating_add(1);
+                }
+                _ => return,
+            }
+        }
+        s.refresh(ev.ts_ns);
+        self.table.touch(i, ListId::Live);
+    }
+
+    fn syn_ack(&mut self, i: u32, ev: &Event, from_client: bool, out: &mut Vec<Finished>) {
+        let s = self.table.get_mut(i);
+        if from_client {
+            // Only in a simultaneous open does the client send a SYN/ACK:
+            // its SYN again, acknowledging the server's.
+            if s.state != State::SimultaneousOpen
+                || ev.seq != s.client.isn
+                || !s.server.acked_by(ev.ack)
+            {
+                return;
+            }
+            if s.client_acked {
+                s.dupsynack = s.dupsynack.saturating_add(1);
+            }
+            s.client_acked = true;
+        } else {
+            if !s.client.acked_by(ev.ack) {
+                return;
+            }
+            match s.state {
+                State::SynSent => {
+                    s.server = Opening {
+                        isn: ev.seq,
+                        len: ev.payload_len,
+                    };
+                    s.state = State::SynReceived;
+                }
+                State::SynReceived | State::SimultaneousOpen if ev.seq == s.server.isn => {
+                    if s.server_acked {
+                        s.dupsynack = s.dupsynack.saturating_add(1);
+                    }
+                }
+                _ => return,
+            }
+            s.server_acked = true;
+        }
+        s.refresh(ev.ts_ns);
+        let done = s.server_acked && s.client_acked;
+        self.table.touch(i, ListId::Live);
+        if done {
+            self.finish(i, Outcome::Success, ev.ts_ns, out);
+        }
+    }
+
+    fn ack(&mut self, i: u32, ev: &Event, from_client: bool, out: &mut Vec<Finished>) {
+        let s = self.table.get_mut(i);
+        if !s.server_synced() {
+            return;
+        }
+        let (sender, receiver) = if from_client {
+            (s.client, s.server)
+        } else {
+            (s.server, s.client)
+        };
+        if !receiver.acked_by(ev.ack) || !sender.next_seq(ev.seq) {
+            return;
+        }
+        if from_client {
+            s.client_acked = true;
+        } else {
+            s.server_acked = true;
+        }
+        s.refresh(ev.ts_ns);
+        let done = s.server_acked && s.client_acked;
+        self.table.touch(i, ListId::Live);
+        if done {
+            self.finish(i, Outcome::Success, ev.ts_ns, out);
+        }
+    }
+
+    /// RFC 9293 section 3.10.7.3 (SYN-SENT): an RST is acceptable if its ACK
+    /// acknowledges our SYN; section 3.10.7.4 (other states): if its
+    /// sequence number is the next one expected from the sender.
+    fn rst_acceptable(&self, i: u32, ev: &Event, from_client: bool) -> bool {
+        let s = self.table.get(i);
+        // The client's ISN is always known; the server's once it sent a SYN.
+        let (sender, sender_synced, receiver, receiver_synced) = if from_client {
+            (s.client, true, s.server, s.server_synced())
+        } else {
+            (s.server, s.server_synced(), s.client, true)
+        };
+        let ack_ok = ev.tcp_flags & tcp_flags::ACK != 0 && receiver_synced && receiver.acked_by(ev.ack);
+        let seq_ok = sender_synced && sender.next_seq(ev.seq);
+        ack_ok || seq_ok
+    }
+
+    /// An ICMP/ICMPv6 destination-unreachable quoting one of the handshake's
+    /// SYNs (Linux aborts a connect() in SYN-SENT on any code: tcp_v4_err).
+    fn unreachable(&mut self, ev: &Event, out: &mut Vec<Finished>) {
+        let (src, dst) = endpoints(ev);
+        let (key, src_is_lo) = Key::of(src, dst);
+        let Some(i) = self.table.find(&key) else {
+            return;
+        };
+        if self.table.list_of(i) == ListId::Closed {
+            return;
+        }
+        let s = self.table.get(i);
+        let quoted_client = s.client_is_lo == src_is_lo;
+        let ours = if quoted_client {
+            ev.seq == s.client.isn
+        } else {
+            s.server_synced() && ev.seq == s.server.isn
+        };
+        if ours {
+            self.finish(i, Outcome::Unreach, ev.ts_ns, out);
+        }
+    }
+
+    fn finish(&mut self, i: u32, outcome: Outcome, end_ns: u64, out: &mut Vec<Finished>) {
+        let s = self.table.get_mut(i);
+        out.push(Finished {
+            conn: s.connection(),
+            outcome,
+            start_ns: s.start_ns,
+            end_ns: end_ns.max(s.start_ns),
+            dupsyn: u32::from(s.dupsyn),
+            dupsynack: u32::from(s.dupsynack),
+        });
+        s.state = State::Closed;
+        s.last_ns = s.last_ns.max(end_ns);
+        self.table.touch(i, ListId::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! One tracked handshake: its key, what each side has sent, and the
+//! acceptability rules of RFC 9293 that decide which segments may end it.
+
+use crate::event::{Connection, Endpoint};
+
+/// A direction-independent key: the two endpoints in a fixed order, so that
+/// a segment finds its session with one lookup whichever way it travels.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Key {
+    pub(crate) lo: Endpoint,
+    pub(crate) hi: Endpoint,
+}
+
+impl Key {
+    /// The key of a segment from `src` to `dst`, and whether `src` is `lo`.
+    pub(crate) fn of(src: Endpoint, dst: Endpoint) -> (Key, bool) {
+        if src <= dst {
+            (Key { lo: src, hi: dst }, true)
+        } else {
+            (Key { lo: dst, hi: src }, false)
+        }
+    }
+}
+
+/// Where a handshake stands, named after the RFC 9293 state of the side
+/// that decides the next step.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    /// The client's SYN was seen; the server has not answered.
+    SynSent,
+    /// The server answered with a SYN/ACK (the server is in SYN-RECEIVED);
+    /// the client's completing ACK has not been seen.
+    SynReceived,
+    /// Both sides sent a SYN (simultaneous open, RFC 9293 section 3.5,
+    /// figure 8); each must acknowledge the other's.
+    SimultaneousOpen,
+    /// Finished; kept for a while so that late retransmissions of the same
+    /// SYN do not open a second session.
+    Closed,
+}
+
+/// One side's opening: its initial sequence number and how many bytes its
+/// SYN carried (TCP Fast Open, RFC 7413).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Opening {
+    pub(crate) isn: u32,
+    pub(crate) len: u16,
+}
+
+impl Opening {
+    /// Whether `ack` acknowledges this SYN: ISN+1, or up to the end of data
+    /// sent with it (a server may accept or ignore Fast Open data).
+    pub(crate) fn acked_by(&self, ack: u32) -> bool {
+        ack.wrapping_sub(self.isn.wrapping_add(1)) <= u32::from(self.len)
+    }
+
+    /// Whether `seq` is where this side's next segment after its SYN may
+    /// start (RFC 9293 section 3.10.7.4: inside the peer's window, which at
+    /// this point begins at ISN+1).
+    pub(crate) fn next_seq(&self, seq: u32) -> bool {
+        self.acked_by(seq)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Session {
+    pub(crate) key: Key,
+    /// Whether the client is `key.lo`.
+    pub(crate) client_is_lo: bool,
+    pub(crate) state: State,
+    /// The client's SYN.
+    pub(crate) client: Opening,
+    /// The server's SYN (valid once the server has sent one).
+    pub(crate) server: Opening,
+    /// The server has acknowledged the client's SYN.
+    pub(crate) server_acked: bool,
+    /// The client has acknowledged the server's SYN.
+    pub(crate) client_acked: bool,
+    pub(crate) dupsyn: u16,
+    pub(crate) dupsynack: u16,
+    /// Time of the first SYN (ns since the epoch).
+    pub(crate) start_ns: u64,
+    /// Time of the last segment that moved or refreshed the handshake.
+    pub(crate) last_ns: u64,
+}
+
+impl Session {
+    pub(crate) fn new(conn: Connection, client: Opening, now: u64) -> Session {
+        let (key, client_is_lo) = Key::of(conn.client, conn.server);
+        Session {
+            key,
+            client_is_lo,
+            state: State::SynSent,
+            client,
+            server: Opening::default(),
+            server_acked: false,
+            client_acked: false,
+            dupsyn: 0,
+            dupsynack: 0,
+            start_ns: now,
+            last_ns: now,
+        }
+    }
+
+    pub(crate) fn connection(&self) -> Connection {
+        if self.client_is_lo {
+            Connection {
+                client: self.key.lo,
+                server: self.key.hi,
+            }
+        } else {
+            Connection {
+                client: self.key.hi,
+                server: self.key.lo,
+            }
+        }
+    }
+
+    /// Whether the server's ISN is known.
+    pub(crate) fn server_synced(&self) -> bool {
+        matches!(self.state, State::SynReceived | State::SimultaneousOpen)
+    }
+
+    pub(crate) fn refresh(&mut self, now: u64) {
+        self.last_ns = self.last_ns.max(now);
+    }
+}

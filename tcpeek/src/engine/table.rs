@@ -1,0 +1,230 @@
+//! The session table: a bounded slab of sessions, a hash index over it, and
+//! two intrusive lists ordered by last activity (live handshakes, recently
+//! finished ones) so that expiry and eviction are O(1) per session.
+//!
+//! The hash index holds only `u32` slot numbers; keys live in the slots. That
+//! keeps a tracked handshake at about one hundred bytes (see BENCHMARKS.md)
+//! and lets the table grow lazily up to a hard limit instead of reserving
+//! it up front.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use super::session::{Key, Session};
+
+const NIL: u32 = u32::MAX;
+
+/// Which list a slot is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ListId {
+    Live,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+    len: usize,
+}
+
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+}
+
+pub(crate) struct Slot {
+    pub(crate) session: Session,
+    links: Links,
+    list: ListId,
+}
+
+pub(crate) struct Table {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: List,
+    closed: List,
+    capacity: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Table {
+    /// A table that never holds more than `capacity` slots (live and closed
+    /// together).
+    pub(crate) fn new(capacity: usize) -> Table {
+        Table {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: List::EMPTY,
+            closed: List::EMPTY,
+            capacity: capacity.min(NIL as usize),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    pub(crate) fn live_len(&self) -> usize {
+        self.live.len
+    }
+
+    pub(crate) fn closed_len(&self) -> usize {
+        self.closed.len
+    }
+
+    fn hash(&self, key: &Key) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn find(&self, key: &Key) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hash(key), |&i| slots[i as usize].session.key == *key)
+            .copied()
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> &Session {
+        &self.slots[slot as usize].session
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Session {
+        &mut self.slots[slot as usize].session
+    }
+
+    pub(crate) fn list_of(&self, slot: u32) -> ListId {
+        self.slots[slot as usize].list
+    }
+
+    /// Whether a new slot can be had, possibly by evicting the oldest
+    /// finished session.
+    pub(crate) fn has_room(&self) -> bool {
+        self.live.len < self.capacity
+    }
+
+    /// Inserts a session whose key is not in the table, on the live list.
+    /// Evicts the oldest closed session when the table is at capacity. The
+    /// caller checks [`Table::has_room`] first.
+    pub(crate) fn insert(&mut self, session: Session) -> u32 {
+        debug_assert!(self.has_room());
+        if self.live.len + self.closed.len >= self.capacity {
+            let oldest = self.closed.head;
+            self.remove(oldest);
+        }
+        let hash = self.hash(&session.key);
+        let slot = Slot {
+            session,
+            links: Links {
+                prev: NIL,
+                next: NIL,
+            },
+            list: ListId::Live,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i, |&j| {
+            self.hasher.hash_one(&slots[j as usize].session.key)
+        });
+        self.push_tail(i, ListId::Live);
+        i
+    }
+
+    /// Removes a slot from the table entirely.
+    pub(crate) fn remove(&mut self, i: u32) {
+        self.unlink(i);
+        let hash = self.hash(&self.slots[i as usize].session.key);
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.free.push(i);
+    }
+
+    /// Marks activity: moves the slot to the tail of `list` (which may be the
+    /// list it is on, or the other one when a session finishes).
+    pub(crate) fn touch(&mut self, i: u32, list: ListId) {
+        self.unlink(i);
+        self.push_tail(i, list);
+    }
+
+    /// The least recently touched slot of `list`.
+    pub(crate) fn oldest(&self, list: ListId) -> Option<u32> {
+        let head = self.list(list).head;
+        (head != NIL).then_some(head)
+    }
+
+    /// Bytes held by the table's allocations (for the memory benchmark).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.free.capacity() * 4
+            + self.index.allocation_size()
+    }
+
+    fn list(&self, id: ListId) -> &List {
+        match id {
+            ListId::Live => &self.live,
+            ListId::Closed => &self.closed,
+        }
+    }
+
+    fn list_mut(&mut self, id: ListId) -> &mut List {
+        match id {
+            ListId::Live => &mut self.live,
+            ListId::Closed => &mut self.closed,
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let Slot { links, list, .. } = self.slots[i as usize];
+        if links.prev != NIL {
+            self.slots[links.prev as usize].links.next = links.next;
+        } else {
+            self.list_mut(list).head = links.next;
+        }
+        if links.next != NIL {
+            self.slots[links.next as usize].links.prev = links.prev;
+        } else {
+            self.list_mut(list).tail = links.prev;
+        }
+        self.list_mut(list).len -= 1;
+        self.slots[i as usize].links = Links {
+            prev: NIL,
+            next: NIL,
+        };
+    }
+
+    fn push_tail(&mut self, i: u32, id: ListId) {
+        let tail = self.list(id).tail;
+        self.slots[i as usize].links = Links {
+            prev: tail,
+            next: NIL,
+        };
+        self.slots[i as usize].list = id;
+        if tail != NIL {
+            self.slots[tail as usize].links.next = i;
+        }
+        let list = self.list_mut(id);
+        if list.head == NIL {
+            list.head = i;
+        }
+        list.tail = i;
+        list.len += 1;
+    }
+}

@@ -1,0 +1,574 @@
+//! State machine tests, grouped by the state the handshake is in.
+
+use std::net::IpAddr;
+
+use tcpeek_common::{tcp_flags::*, Event, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH, KIND_TCP};
+
+use super::*;
+use crate::event::{Addr, Endpoint};
+
+const S: u64 = 1_000_000_000;
+const C_ISN: u32 = 1000;
+const S_ISN: u32 = 50_000;
+
+fn ep(ip: &str, port: u16) -> Endpoint {
+    Endpoint::new(Addr::from(ip.parse::<IpAddr>().unwrap()), port)
+}
+
+fn client() -> Endpoint {
+    ep("10.0.0.2", 40000)
+}
+
+fn server() -> Endpoint {
+    ep("10.0.0.1", 80)
+}
+
+fn seg(t: u64, src: Endpoint, dst: Endpoint, flags: u8, seq: u32, ack: u32) -> Event {
+    Event {
+        ts_ns: t,
+        saddr: *src.addr.bytes(),
+        daddr: *dst.addr.bytes(),
+        seq,
+        ack,
+        sport: src.port,
+        dport: dst.port,
+        kind: KIND_TCP,
+        family: if src.addr.is_v6() { FAMILY_V6 } else { FAMILY_V4 },
+        tcp_flags: flags,
+        ..Event::ZERO
+    }
+}
+
+fn c2s(t: u64, flags: u8, seq: u32, ack: u32) -> Event {
+    seg(t, client(), server(), flags, seq, ack)
+}
+
+fn s2c(t: u64, flags: u8, seq: u32, ack: u32) -> Event {
+    seg(t, server(), client(), flags, seq, ack)
+}
+
+fn syn(t: u64) -> Event {
+    c2s(t, SYN, C_ISN, 0)
+}
+
+fn synack(t: u64) -> Event {
+    s2c(t, SYN | ACK, S_ISN, C_ISN + 1)
+}
+
+fn ack(t: u64) -> Event {
+    c2s(t, ACK, C_ISN + 1, S_ISN + 1)
+}
+
+fn unreach(t: u64, quoted: &Event, code: u8) -> Event {
+    Event {
+        kind: KIND_ICMP_UNREACH,
+        ts_ns: t,
+        icmp_type: 3,
+        icmp_code: code,
+        ack: 0,
+        ..*quoted
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    out: Vec<Finished>,
+    admitted: usize,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(EngineConfig::new(30 * S, 1000, true))
+    }
+
+    fn with(cfg: EngineConfig) -> Harness {
+        Harness {
+            engine: Engine::new(cfg),
+            out: Vec::new(),
+            admitted: 0,
+        }
+    }
+
+    fn feed(&mut self, evs: &[Event]) -> &mut Harness {
+        for ev in evs {
+            self.engine.expire(ev.ts_ns, &mut self.out);
+            let admitted = &mut self.admitted;
+            self.engine.process(
+                ev,
+                |_| {
+                    *admitted += 1;
+                    true
+                },
+                &mut self.out,
+            );
+        }
+        self
+    }
+
+    fn expire(&mut self, now: u64) -> &mut Harness {
+        self.engine.expire(now, &mut self.out);
+        self
+    }
+
+    fn outcomes(&self) -> Vec<Outcome> {
+        self.out.iter().map(|f| f.outcome).collect()
+    }
+
+    fn only(&self) -> Finished {
+        assert_eq!(self.out.len(), 1, "finished: {:?}", self.out);
+        self.out[0]
+    }
+}
+
+mod no_session {
+    use super::*;
+
+    #[test]
+    fn only_a_pure_syn_opens() {
+        let mut h = Harness::new();
+        h.feed(&[
+            c2s(0, ACK, 1, 1),
+            c2s(0, SYN | ACK, 1, 1),
+            c2s(0, SYN | RST, 1, 0),
+            c2s(0, SYN | FIN, 1, 0),
+            c2s(0, RST, 1, 0),
+        ]);
+        assert_eq!(h.engine.pending(), 0);
+        assert_eq!(h.admitted, 0);
+        h.feed(&[c2s(0, SYN | ECE | CWR, C_ISN, 0)]);
+        assert_eq!(h.engine.pending(), 1, "an ECN-setup SYN opens");
+    }
+
+    #[test]
+    fn refused_by_admission_is_not_tracked() {
+        let mut e = Engine::new(EngineConfig::new(30 * S, 10, false));
+        let mut out = Vec::new();
+        e.process(&syn(0), |_| false, &mut out);
+        assert_eq!(e.pending(), 0);
+        e.process(&synack(1), |_| true, &mut out);
+        e.process(&ack(2), |_| true, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn admission_sees_client_and_server() {
+        let mut e = Engine::new(EngineConfig::new(30 * S, 10, false));
+        let mut seen = None;
+        e.process(&syn(0), |c| {
+            seen = Some(*c);
+            true
+        }, &mut Vec::new());
+        let c = seen.unwrap();
+        assert_eq!((c.client, c.server), (client(), server()));
+    }
+
+    #[test]
+    fn full_table_counts_overflow_and_keeps_working() {
+        let mut h = Harness::with(EngineConfig::new(30 * S, 2, false));
+        let syn_from = |port| seg(0, ep("10.0.0.2", port), server(), SYN, C_ISN, 0);
+        h.feed(&[syn_from(1), syn_from(2), syn_from(3), syn_from(4)]);
+        assert_eq!(h.engine.pending(), 2);
+        assert_eq!(h.engine.overflow(), 2);
+        // The tracked ones still complete.
+        h.feed(&[
+            seg(1, server(), ep("10.0.0.2", 1), SYN | ACK, S_ISN, C_ISN + 1),
+            seg(2, ep("10.0.0.2", 1), server(), ACK, C_ISN + 1, S_ISN + 1),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+        // A finished session's slot is reused for a new one (its memory is
+        // evicted first).
+        h.feed(&[syn_from(5)]);
+        assert_eq!(h.engine.pending(), 2);
+        assert_eq!(h.engine.overflow(), 2);
+    }
+
+    #[test]
+    fn icmp_for_unknown_session_is_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[unreach(0, &syn(0), 3)]);
+        assert!(h.out.is_empty());
+    }
+}
+
+mod syn_sent {
+    use super::*;
+
+    #[test]
+    fn normal_handshake_succeeds_on_the_ack() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(S / 100)]);
+        assert!(h.out.is_empty());
+        h.feed(&[ack(S / 50)]);
+        let f = h.only();
+        assert_eq!(f.outcome, Outcome::Success);
+        assert_eq!((f.conn.client, f.conn.server), (client(), server()));
+        assert_eq!((f.start_ns, f.end_ns), (0, S / 50));
+        assert_eq!((f.dupsyn, f.dupsynack), (0, 0));
+        assert_eq!(h.engine.pending(), 0);
+    }
+
+    #[test]
+    fn syn_retransmission_is_counted() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), syn(S), syn(3 * S), synack(3 * S + 1), ack(3 * S + 2)]);
+        assert_eq!(h.only().dupsyn, 2);
+    }
+
+    #[test]
+    fn syn_with_another_isn_is_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), c2s(1, SYN, C_ISN + 777, 0), synack(2), ack(3)]);
+        assert_eq!(h.only().dupsyn, 0);
+        assert_eq!(h.only().outcome, Outcome::Success);
+    }
+
+    #[test]
+    fn rst_ack_acknowledging_the_syn_rejects() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), s2c(S / 1000, RST | ACK, 0, C_ISN + 1)]);
+        let f = h.only();
+        assert_eq!(f.outcome, Outcome::Reject);
+        assert_eq!(f.end_ns, S / 1000);
+    }
+
+    #[test]
+    fn rst_with_wrong_ack_is_not_accepted() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), s2c(1, RST | ACK, 0, C_ISN + 5)]);
+        assert!(h.out.is_empty());
+        h.feed(&[synack(2), ack(3)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn server_rst_without_ack_is_not_accepted() {
+        // RFC 9293 3.10.7.3: in SYN-SENT, an RST without ACK is dropped.
+        let mut h = Harness::new();
+        h.feed(&[syn(0), s2c(1, RST, 0, 0)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn client_rst_in_window_rejects() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), c2s(1, RST, C_ISN + 1, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Reject]);
+    }
+
+    #[test]
+    fn synack_for_another_isn_is_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), s2c(1, SYN | ACK, S_ISN, C_ISN + 2), c2s(2, ACK, C_ISN + 1, S_ISN + 1)]);
+        assert!(h.out.is_empty());
+        assert_eq!(h.engine.pending(), 1);
+    }
+
+    #[test]
+    fn ack_before_any_synack_is_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), ack(1)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn times_out_after_the_last_segment() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), syn(S), syn(3 * S)]);
+        h.expire(33 * S - 1);
+        assert!(h.out.is_empty(), "retransmissions extend the life");
+        h.expire(33 * S);
+        let f = h.only();
+        assert_eq!(f.outcome, Outcome::Timeout);
+        assert_eq!(f.end_ns, 33 * S);
+        assert_eq!(f.duration_ns(), 33 * S);
+        assert_eq!(f.dupsyn, 2);
+    }
+
+    #[test]
+    fn icmp_unreachable_quoting_the_syn_ends_it() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), unreach(S / 10, &syn(0), 3)]);
+        let f = h.only();
+        assert_eq!(f.outcome, Outcome::Unreach);
+        assert_eq!(f.end_ns, S / 10);
+    }
+
+    #[test]
+    fn icmp_unreachable_of_any_code_counts() {
+        for code in [0, 1, 3, 4, 13] {
+            let mut h = Harness::new();
+            h.feed(&[syn(0), unreach(1, &syn(0), code)]);
+            assert_eq!(h.outcomes(), [Outcome::Unreach], "code {code}");
+        }
+    }
+
+    #[test]
+    fn icmp_quoting_another_seq_is_ignored() {
+        let mut h = Harness::new();
+        let mut other = syn(0);
+        other.seq = C_ISN + 9;
+        h.feed(&[syn(0), unreach(1, &other, 3)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn icmp_is_ignored_without_the_icmp_option() {
+        let mut h = Harness::with(EngineConfig::new(30 * S, 10, false));
+        h.feed(&[syn(0), unreach(1, &syn(0), 3)]);
+        assert!(h.out.is_empty());
+        h.expire(31 * S);
+        assert_eq!(h.outcomes(), [Outcome::Timeout]);
+    }
+
+    #[test]
+    fn fast_open_synack_may_acknowledge_the_data() {
+        let mut h = Harness::new();
+        let mut tfo = syn(0);
+        tfo.payload_len = 100;
+        h.feed(&[
+            tfo,
+            s2c(1, SYN | ACK, S_ISN, C_ISN + 101),
+            c2s(2, ACK, C_ISN + 101, S_ISN + 1),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn fast_open_synack_may_decline_the_data() {
+        let mut h = Harness::new();
+        let mut tfo = syn(0);
+        tfo.payload_len = 100;
+        h.feed(&[tfo, synack(1), c2s(2, ACK | PSH, C_ISN + 1, S_ISN + 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn works_the_same_for_ipv6() {
+        let c = ep("2001:db8::2", 40000);
+        let s = ep("2001:db8::1", 443);
+        let mut h = Harness::new();
+        h.feed(&[
+            seg(0, c, s, SYN, C_ISN, 0),
+            seg(1, s, c, SYN | ACK, S_ISN, C_ISN + 1),
+            seg(2, c, s, ACK, C_ISN + 1, S_ISN + 1),
+        ]);
+        let f = h.only();
+        assert_eq!((f.outcome, f.conn.client, f.conn.server), (Outcome::Success, c, s));
+    }
+}
+
+mod syn_received {
+    use super::*;
+
+    #[test]
+    fn synack_retransmission_is_counted() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), synack(S), synack(3 * S), ack(3 * S + 1)]);
+        let f = h.only();
+        assert_eq!((f.outcome, f.dupsyn, f.dupsynack), (Outcome::Success, 0, 2));
+    }
+
+    #[test]
+    fn synack_with_another_server_isn_is_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), s2c(2, SYN | ACK, S_ISN + 3, C_ISN + 1), ack(3)]);
+        let f = h.only();
+        assert_eq!(f.dupsynack, 0);
+    }
+
+    #[test]
+    fn ack_with_wrong_ack_number_does_not_complete() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), c2s(2, ACK, C_ISN + 1, S_ISN + 7)]);
+        assert!(h.out.is_empty());
+        h.feed(&[ack(3)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn ack_with_out_of_window_seq_does_not_complete() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), c2s(2, ACK, C_ISN + 5000, S_ISN + 1)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn data_segment_completes_when_the_pure_ack_was_not_seen() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), c2s(2, ACK | PSH, C_ISN + 1, S_ISN + 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn client_rst_after_synack_rejects() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), c2s(2, RST, C_ISN + 1, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Reject]);
+    }
+
+    #[test]
+    fn client_rst_with_bogus_seq_is_ignored() {
+        // Linux answers a SYN/ACK it cannot use with an RST whose seq is the
+        // SYN/ACK's ack number; that RST is not in the server's window.
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), c2s(2, RST, C_ISN + 40, 0)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn server_rst_in_window_rejects() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), s2c(2, RST, S_ISN + 1, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Reject]);
+    }
+
+    #[test]
+    fn times_out_without_the_ack() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(S)]);
+        h.expire(31 * S);
+        let f = h.only();
+        assert_eq!((f.outcome, f.end_ns), (Outcome::Timeout, 31 * S));
+    }
+
+    #[test]
+    fn icmp_quoting_the_synack_ends_it() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), unreach(2, &synack(1), 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Unreach]);
+    }
+}
+
+mod simultaneous_open {
+    use super::*;
+
+    fn opening() -> [Event; 2] {
+        [syn(0), s2c(1, SYN, S_ISN, 0)]
+    }
+
+    #[test]
+    fn succeeds_when_both_synacks_are_seen() {
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[c2s(2, SYN | ACK, C_ISN, S_ISN + 1)]);
+        assert!(h.out.is_empty());
+        h.feed(&[s2c(3, SYN | ACK, S_ISN, C_ISN + 1)]);
+        let f = h.only();
+        assert_eq!((f.outcome, f.conn.client), (Outcome::Success, client()));
+    }
+
+    #[test]
+    fn succeeds_when_one_side_acks_plainly() {
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[s2c(2, SYN | ACK, S_ISN, C_ISN + 1), c2s(3, ACK, C_ISN + 1, S_ISN + 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn retransmitted_syns_of_both_sides_count() {
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[s2c(2, SYN, S_ISN, 0), syn(3)]);
+        h.feed(&[c2s(4, SYN | ACK, C_ISN, S_ISN + 1), s2c(5, SYN | ACK, S_ISN, C_ISN + 1)]);
+        assert_eq!(h.only().dupsyn, 2);
+    }
+
+    #[test]
+    fn rst_from_either_side_rejects() {
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[s2c(2, RST, S_ISN + 1, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Reject]);
+    }
+}
+
+mod closed {
+    use super::*;
+
+    #[test]
+    fn late_segments_change_nothing() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), ack(2), synack(S), ack(S + 1), s2c(S + 2, RST | ACK, S_ISN + 1, C_ISN + 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+        assert_eq!(h.engine.pending(), 0);
+    }
+
+    #[test]
+    fn retransmitted_syn_after_icmp_does_not_open_a_second_session() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), unreach(1, &syn(0), 1), syn(S), syn(3 * S)]);
+        h.expire(200 * S);
+        assert_eq!(h.outcomes(), [Outcome::Unreach]);
+        assert_eq!(h.admitted, 1);
+    }
+
+    #[test]
+    fn retransmitted_syn_after_timeout_does_not_count_again() {
+        // -t 5: a client backing off (1, 3, 7, 15, 31 s) outlives the timeout.
+        let mut h = Harness::with(EngineConfig::new(5 * S, 10, false));
+        h.feed(&[syn(0), syn(S), syn(3 * S), syn(7 * S), syn(15 * S), syn(31 * S), syn(63 * S)]);
+        h.expire(400 * S);
+        assert_eq!(h.outcomes(), [Outcome::Timeout]);
+        assert_eq!(h.out[0].dupsyn, 3);
+    }
+
+    #[test]
+    fn new_isn_on_the_same_ports_is_a_new_session() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), ack(2)]);
+        h.feed(&[
+            c2s(S, SYN, C_ISN + 99_999, 0),
+            s2c(S + 1, RST | ACK, 0, C_ISN + 100_000),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success, Outcome::Reject]);
+        assert_eq!(h.admitted, 2);
+    }
+
+    #[test]
+    fn finished_sessions_are_forgotten_after_the_linger_time() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), ack(2)]);
+        assert_eq!(h.engine.lingering(), 1);
+        h.expire(EngineConfig::MIN_LINGER_NS + 2);
+        assert_eq!(h.engine.lingering(), 0);
+        // Now the same SYN is a new connection attempt.
+        h.feed(&[syn(EngineConfig::MIN_LINGER_NS + 3)]);
+        assert_eq!(h.engine.pending(), 1);
+    }
+}
+
+mod expiry {
+    use super::*;
+
+    #[test]
+    fn only_idle_sessions_expire_in_order() {
+        let mut h = Harness::new();
+        let a = ep("10.0.0.3", 1);
+        let b = ep("10.0.0.4", 2);
+        h.feed(&[
+            seg(0, a, server(), SYN, 1, 0),
+            seg(10 * S, b, server(), SYN, 2, 0),
+            seg(20 * S, a, server(), SYN, 1, 0),
+        ]);
+        h.expire(40 * S);
+        assert_eq!(h.out.len(), 1);
+        assert_eq!(h.out[0].conn.client, b);
+        h.expire(50 * S);
+        assert_eq!(h.out.len(), 2);
+        assert_eq!(h.out[1].conn.client, a);
+    }
+
+    #[test]
+    fn many_sessions_are_bounded_by_the_table() {
+        let mut h = Harness::with(EngineConfig::new(S, 1000, false));
+        for i in 0..100_000u32 {
+            let c = ep("10.0.0.2", (i % 60000) as u16 + 1);
+            let mut e = seg(u64::from(i) * 1000, c, server(), SYN, i, 0);
+            e.saddr[3] = (i / 60000) as u8 + 2;
+            h.feed(&[e]);
+        }
+        assert!(h.engine.pending() <= 1000);
+        assert_eq!(h.engine.pending() as u64 + h.engine.overflow(), 100_000);
+    }
+}

@@ -1,0 +1,334 @@
+//! Counters: per named filter, plus what the capture and the engine lost.
+//!
+//! The aggregator owns a [`Counters`] and publishes a copy into a
+//! [`SharedCounters`] after each batch of events, so that socket clients
+//! read a consistent snapshot without ever holding up the engine. The JSON
+//! shapes here are the original tcpeek's wire format, which third-party
+//! exporters parse: keys, key order and nesting must not change.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::capture::CaptureStats;
+use crate::engine::Outcome;
+
+/// Success counters of one filter. Retransmission counters count sessions
+/// with at least one retransmission, not segments, and only successful ones
+/// (as the original does).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Success {
+    pub total: u64,
+    pub dupsyn: u64,
+    pub dupsynack: u64,
+}
+
+/// Failure counters of one filter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub total: u64,
+    pub timeout: u64,
+    pub reject: u64,
+    pub unreach: u64,
+}
+
+/// Counters of one named filter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FilterCounters {
+    pub success: Success,
+    pub failure: Failure,
+}
+
+impl FilterCounters {
+    /// Counts one finished handshake.
+    pub fn record(&mut self, outcome: Outcome, dupsyn: u32, dupsynack: u32) {
+        match outcome {
+            Outcome::Success => {
+                self.success.total += 1;
+                self.success.dupsyn += u64::from(dupsyn > 0);
+                self.success.dupsynack += u64::from(dupsynack > 0);
+            }
+            Outcome::Timeout => {
+                self.failure.total += 1;
+                self.failure.timeout += 1;
+            }
+            Outcome::Reject => {
+                self.failure.total += 1;
+                self.failure.reject += 1;
+            }
+            Outcome::Unreach => {
+                self.failure.total += 1;
+                self.failure.unreach += 1;
+            }
+        }
+    }
+
+    /// `self - earlier`, saturating (for REFRESH).
+    pub fn since(&self, earlier: &FilterCounters) -> FilterCounters {
+        let s = &self.success;
+        let e = &earlier.success;
+        let f = &self.failure;
+        let g = &earlier.failure;
+        FilterCounters {
+            success: Success {
+                total: s.total.saturating_sub(e.total),
+                dupsyn: s.dupsyn.saturating_sub(e.dupsyn),
+                dupsynack: s.dupsynack.saturating_sub(e.dupsynack),
+            },
+            failure: Failure {
+                total: f.total.saturating_sub(g.total),
+                timeout: f.timeout.saturating_sub(g.timeout),
+                reject: f.reject.saturating_sub(g.reject),
+                unreach: f.unreach.saturating_sub(g.unreach),
+            },
+        }
+    }
+}
+
+/// What the engine itself could not decide or hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Handshakes still in progress (at exit: neither success nor failure).
+    pub pending: u64,
+    /// Opening SYNs not tracked because the session table was full.
+    pub overflow: u64,
+}
+
+/// Everything the outputs report: one entry per named filter in command-line
+/// order, then the capture's and the engine's own counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub filters: Vec<(String, FilterCounters)>,
+    pub capture: CaptureStats,
+    pub engine: EngineStats,
+}
+
+impl Counters {
+    /// Zeroed counters for the named filters, in the given order.
+    pub fn new<I, S>(names: I) -> Counters
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Counters {
+            filters: names
+                .into_iter()
+                .map(|n| (n.into(), FilterCounters::default()))
+                .collect(),
+            ..Counters::default()
+        }
+    }
+
+    /// The reply to `GET`: totals since start, then the capture element.
+    ///
+    /// `[{"RX":{"success":{..},"failure":{..}}},..,{"pcap":{"stats":{..}}}]`
+    pub fn to_get_json(&self) -> String {
+        serde_json::to_string(&GetReply(self)).expect("counters serialize")
+    }
+
+    /// The reply to `REFRESH`: the change since `baseline`, with the
+    /// original's reduced failure object (`reject` includes `unreach`) and no
+    /// capture element.
+    pub fn to_refresh_json(&self, baseline: &Counters) -> String {
+        serde_json::to_string(&RefreshReply {
+            now: self,
+            baseline,
+        })
+        .expect("counters serialize")
+    }
+}
+
+/// A single-key JSON object `{"name": value}`.
+struct Named<'a, T: Serialize>(&'a str, T);
+
+impl<T: Serialize> Serialize for Named<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.0, &self.1)?;
+        m.end()
+    }
+}
+
+struct GetReply<'a>(&'a Counters);
+
+/// The capture element: the original's three libpcap keys first (exporters
+/// read them by name), then keys the original did not have.
+#[derive(Serialize)]
+struct CaptureElement {
+    recv: u64,
+    drop: u64,
+    ifdrop: u64,
+    malformed: u64,
+    pending: u64,
+    overflow: u64,
+}
+
+impl Serialize for GetReply<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut seq = s.serialize_seq(Some(c.filters.len() + 1))?;
+        for (name, counters) in &c.filters {
+            seq.serialize_element(&Named(name, counters))?;
+        }
+        let stats = CaptureElement {
+            recv: c.capture.recv,
+            drop: c.capture.drop,
+            ifdrop: c.capture.ifdrop,
+            malformed: c.capture.malformed,
+            pending: c.engine.pending,
+            overflow: c.engine.overflow,
+        };
+        seq.serialize_element(&Named("pcap", Named("stats", stats)))?;
+        seq.end()
+    }
+}
+
+struct RefreshReply<'a> {
+    now: &'a Counters,
+    baseline: &'a Counters,
+}
+
+#[derive(Serialize)]
+struct RefreshFailure {
+    total: u64,
+    timeout: u64,
+    reject: u64,
+}
+
+#[derive(Serialize)]
+struct RefreshFilter {
+    success: Success,
+    failure: RefreshFailure,
+}
+
+impl Serialize for RefreshReply<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.now.filters.len()))?;
+        for (i, (name, now)) in self.now.filters.iter().enumerate() {
+            let d = match self.baseline.filters.get(i) {
+                Some((_, base)) => now.since(base),
+                None => *now,
+            };
+            let f = RefreshFilter {
+                success: d.success,
+                failure: RefreshFailure {
+                    total: d.failure.total,
+                    timeout: d.failure.timeout,
+                    reject: d.failure.reject + d.failure.unreach,
+                },
+            };
+            seq.serialize_element(&Named(name, f))?;
+        }
+        seq.end()
+    }
+}
+
+/// The published copy of the counters plus the REFRESH baseline, shared
+/// between the aggregator (writer) and socket clients (readers). Every lock
+/// is held only for a copy, never across I/O.
+#[derive(Clone, Debug, Default)]
+pub struct SharedCounters {
+    inner: Arc<Mutex<Shared>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    current: Counters,
+    baseline: Counters,
+}
+
+impl SharedCounters {
+    pub fn new(initial: Counters) -> SharedCounters {
+        SharedCounters {
+            inner: Arc::new(Mutex::new(Shared {
+                baseline: initial.clone(),
+                current: initial,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic elsewhere while holding the lock cannot leave the counters
+        // half-written (they are replaced whole), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the published counters (aggregator side).
+    pub fn publish(&self, counters: &Counters) {
+        self.lock().current.clone_from(counters);
+    }
+
+    /// A copy of the published counters.
+    pub fn snapshot(&self) -> Counters {
+        self.lock().current.clone()
+    }
+
+    /// The `GET` reply.
+    pub fn get_json(&self) -> String {
+        self.snapshot().to_get_json()
+    }
+
+    /// The `REFRESH` reply; moves the baseline to now.
+    pub fn refresh_json(&self) -> String {
+        let (now, base) = {
+            let mut g = self.lock();
+            let now = g.current.clone();
+            let base = std::mem::replace(&mut g.baseline, now.clone());
+            (now, base)
+        };
+        now.to_refresh_json(&base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Counters {
+        let mut c = Counters::new(["RX", "TX"]);
+        c.filters[0].1.record(Outcome::Success, 1, 0);
+        c.filters[0].1.record(Outcome::Unreach, 0, 0);
+        c.filters[1].1.record(Outcome::Reject, 0, 0);
+        c.capture.recv = 10;
+        c.engine.pending = 2;
+        c
+    }
+
+    #[test]
+    fn get_reply_matches_the_original_wire_format() {
+        assert_eq!(
+            sample().to_get_json(),
+            concat!(
+                r#"[{"RX":{"success":{"total":1,"dupsyn":1,"dupsynack":0},"#,
+                r#""failure":{"total":1,"timeout":0,"reject":0,"unreach":1}}},"#,
+                r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
+                r#""failure":{"total":1,"timeout":0,"reject":1,"unreach":0}}},"#,
+                r#"{"pcap":{"stats":{"recv":10,"drop":0,"ifdrop":0,"#,
+                r#""malformed":0,"pending":2,"overflow":0}}}]"#
+            )
+        );
+    }
+
+    #[test]
+    fn refresh_reports_the_change_and_moves_the_baseline() {
+        let shared = SharedCounters::new(Counters::new(["RX", "TX"]));
+        shared.publish(&sample());
+        assert_eq!(
+            shared.refresh_json(),
+            concat!(
+                r#"[{"RX":{"success":{"total":1,"dupsyn":1,"dupsynack":0},"#,
+                r#""failure":{"total":1,"timeout":0,"reject":1}}},"#,
+                r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
+                r#""failure":{"total":1,"timeout":0,"reject":1}}}]"#
+            )
+        );
+        // Nothing happened since: all zero.
+        let again: serde_json::Value = serde_json::from_str(&shared.refresh_json()).unwrap();
+        assert_eq!(again[0]["RX"]["success"]["total"], 0);
+        assert_eq!(again[1]["TX"]["failure"]["total"], 0);
+        // GET still reports totals since start.
+        let get: serde_json::Value = serde_json::from_str(&shared.get_json()).unwrap();
+        assert_eq!(get[0]["RX"]["success"]["total"], 1);
+    }
+}
