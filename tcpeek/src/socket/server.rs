@@ -1,0 +1,375 @@
+//! The daemon's side of the UNIX socket: bind (replacing a stale socket file
+//! left by a crash), then answer each client in its own tokio task.
+//!
+//! The original wrote replies while holding the counters' lock, so one slow
+//! client stalled capture, and a stale socket file made the next start fail.
+//! Here a client only ever sees a copy of the counters
+//! ([`SharedCounters`] locks for the copy alone), every read and write has a
+//! deadline, request lines are bounded, and so is the number of clients
+//! served at once ([`ServerLimits`]).
+
+use std::fs::{self, Permissions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{Request, SocketError};
+use crate::stats::SharedCounters;
+
+/// The socket file's mode: the daemon's user and group may connect, nobody
+/// else. (Connecting to a UNIX socket needs write permission on it.)
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// How long to wait before accepting again after `accept` failed (typically
+/// EMFILE: out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Bounds on what one client may cost the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The request line must have arrived this long after the connection
+    /// was accepted, or the client is dropped without a reply.
+    pub read_timeout: Duration,
+    /// The reply must have been written this long after it was ready, or the
+    /// client (one that never reads) is dropped.
+    pub write_timeout: Duration,
+    /// Longest request line accepted, terminator excluded. A longer line is
+    /// dropped without a reply (the protocol's lines are 3 and 7 bytes).
+    pub max_line: usize,
+    /// Clients served at once. Beyond that the server stops accepting until
+    /// one finishes: the rest wait in the kernel's listen backlog (bounded by
+    /// the kernel) and are served in turn, so a burst of scrapers is delayed,
+    /// not refused, while a stuck client holds its slot for at most
+    /// `read_timeout + write_timeout`. Memory stays bounded either way.
+    pub max_clients: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            max_line: 1024,
+            max_clients: 128,
+        }
+    }
+}
+
+/// A bound, listening socket. Dropping it (or the end of [`serve`]) removes
+/// the socket file, unless another process has put its own file there since.
+///
+/// [`serve`]: SocketServer::serve
+#[derive(Debug)]
+pub struct SocketServer {
+    listener: StdUnixListener,
+    file: SocketFile,
+    limits: ServerLimits,
+}
+
+/// The socket file this process created, identified by device and inode so
+/// that cleanup never removes a successor's socket.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(m) = fs::symlink_metadata(&self.path) {
+            if m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino {
+                // Nothing useful to do if this fails while shutting down.
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+impl SocketServer {
+    /// Binds `path` with the default [`ServerLimits`]; see [`bind_with`].
+    ///
+    /// [`bind_with`]: SocketServer::bind_with
+    pub fn bind(path: &Path) -> Result<SocketServer, SocketError> {
+        SocketServer::bind_with(path, ServerLimits::default())
+    }
+
+    /// Binds `path` and sets the socket file to mode 0660.
+    ///
+    /// If a socket file is already there, it is probed: a live tcpeek
+    /// answering on it is an error ([`SocketError::AlreadyServing`]); a file
+    /// nobody listens on (left by a crash) is removed first. Anything at
+    /// `path` that is not a socket is an error and is never removed.
+    ///
+    /// Needs no tokio runtime (the listener joins the runtime in
+    /// [`serve`](SocketServer::serve)), so the daemon can report bind errors
+    /// before it starts capturing.
+    pub fn bind_with(path: &Path, limits: ServerLimits) -> Result<SocketServer, SocketError> {
+        clear_stale(path)?;
+        let bind_err = |source| SocketError::Bind {
+            path: path.to_owned(),
+            source,
+        };
+        let listener = StdUnixListener::bind(path).map_err(bind_err)?;
+        let meta = fs::symlink_metadata(path).map_err(bind_err)?;
+        // From here on, an error drops `file` and so removes the socket.
+        let file = SocketFile {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        // Not umask: it is process-wide and other threads may be creating
+        // files. The window before this chmod is harmless: under the usual
+        // umask (022) others have no write permission, and the directory
+        // from `prepare_dir` is 0750.
+        fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE)).map_err(|source| {
+            SocketError::Permissions {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| SocketError::Listen {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(SocketServer {
+            listener,
+            file,
+            limits,
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// The limits this server applies to its clients.
+    pub fn limits(&self) -> ServerLimits {
+        self.limits
+    }
+
+    /// Answers clients until `shutdown` becomes true (or its sender is
+    /// dropped), then aborts the clients still connected and removes the
+    /// socket file. Must run inside a tokio runtime with I/O and time enabled.
+    ///
+    /// Only fails at the start, if the listener cannot join the runtime;
+    /// failures to accept (e.g. out of file descriptors) are retried.
+    pub async fn serve(
+        self,
+        counters: SharedCounters,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), SocketError> {
+        let SocketServer {
+            listener,
+            file,
+            limits,
+        } = self;
+        let listener = UnixListener::from_std(listener).map_err(|source| SocketError::Listen {
+            path: file.path.clone(),
+            source,
+        })?;
+        let slots = Arc::new(Semaphore::new(limits.max_clients.max(1)));
+        let mut clients = JoinSet::new();
+        // Report an accept failure once, not every ACCEPT_BACKOFF.
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                accepted = accept_with_slot(&listener, &slots) => match accepted {
+                    Ok((stream, slot)) => {
+                        failing = false;
+                        clients.spawn(serve_client(stream, counters.clone(), limits, slot));
+                    }
+                    Err(e) => {
+                        if !failing {
+                            eprintln!(
+                                "tcpeek: cannot accept a client on {}: {e} (retrying)",
+                                file.path.display()
+                            );
+                            failing = true;
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                // Reap finished clients so the set does not grow.
+                Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            }
+        }
+        clients.shutdown().await;
+        drop(listener);
+        drop(file);
+        Ok(())
+    }
+}
+
+/// Resolves once `shutdown` is true or its sender is gone (the daemon is
+/// exiting either way). A function of its own so that the value's read guard
+/// (not `Send`) is dropped before anything is awaited, keeping `serve` `Send`.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Waits for a free client slot, then for a client. Cancel-safe: dropping it
+/// loses neither a connection (tokio's `accept` is cancel-safe) nor a slot.
+async fn accept_with_slot(
+    listener: &UnixListener,
+    slots: &Arc<Semaphore>,
+) -> io::Result<(UnixStream, OwnedSemaphorePermit)> {
+    let slot = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| io::Error::other("client slots closed"))?;
+    let (stream, _) = listener.accept().await?;
+    Ok((stream, slot))
+}
+
+/// One client: read the request line, write the reply, close. Every failure
+/// (timeout, over-long line, I/O error) just ends the connection.
+async fn serve_client(
+    mut stream: UnixStream,
+    counters: SharedCounters,
+    limits: ServerLimits,
+    _slot: OwnedSemaphorePermit,
+) {
+    let read = read_request(&mut stream, limits.max_line);
+    let request = match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(Ok(Some(request))) => request,
+        _ => return,
+    };
+    // As in the original, REFRESH moves the baseline even if the client
+    // then fails to read the reply.
+    let reply = match request {
+        Request::Get => counters.get_json(),
+        Request::Refresh => counters.refresh_json(),
+    };
+    let write = async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(limits.write_timeout, write).await;
+}
+
+/// Reads one request line of at most `max_line` bytes (terminator
+/// excluded). `None`: the line was too long, or the client closed without
+/// sending anything (a liveness probe). A last line without its newline
+/// still counts, for clients that half-close instead of sending one.
+async fn read_request(stream: &mut UnixStream, max_line: usize) -> io::Result<Option<Request>> {
+    // Room for the longest line plus CRLF; bytes after the newline are
+    // ignored.
+    let mut buf = vec![0u8; max_line.saturating_add(2)];
+    let mut len = 0;
+    loop {
+        if let Some(end) = buf[..len].iter().position(|&b| b == b'\n') {
+            return Ok(parse_line(&buf[..end], max_line));
+        }
+        if len == buf.len() {
+            return Ok(None);
+        }
+        let n = stream.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok((len > 0)
+                .then(|| parse_line(&buf[..len], max_line))
+                .flatten());
+        }
+        len += n;
+    }
+}
+
+/// A request line without its LF; `None` if longer than `max_line`.
+fn parse_line(line: &[u8], max_line: usize) -> Option<Request> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (line.len() <= max_line).then(|| Request::from_line(line))
+}
+
+/// Makes room for a new socket at `path`: nothing there is fine; a socket
+/// nobody listens on is removed; anything else is an error.
+fn clear_stale(path: &Path) -> Result<(), SocketError> {
+    let probe_err = |source| SocketError::Probe {
+        path: path.to_owned(),
+        source,
+    };
+    // symlink_metadata: a symlink, even to a socket, is not ours to remove.
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(probe_err(e)),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(SocketError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
+        Ok(_) => {}
+    }
+    if is_listening(path).map_err(probe_err)? {
+        return Err(SocketError::AlreadyServing {
+            path: path.to_owned(),
+        });
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SocketError::RemoveStale {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Whether some process accepts connections on the socket at `path`.
+///
+/// The connect is non-blocking: a blocking connect to a live listener whose
+/// backlog is full would wait indefinitely (unix(7): the wait is bounded only
+/// by SO_SNDTIMEO), whereas here that case is EAGAIN, which means alive.
+/// The live server sees a connection that closes without a request and
+/// answers nothing.
+fn is_listening(path: &Path) -> io::Result<bool> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    match socket::connect(fd.as_raw_fd(), &addr) {
+        Ok(()) | Err(Errno::EAGAIN) => Ok(true),
+        Err(Errno::ECONNREFUSED) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_as_the_original_reads_them() {
+        assert_eq!(parse_line(b"REFRESH", 1024), Some(Request::Refresh));
+        assert_eq!(parse_line(b"REFRESH\r", 1024), Some(Request::Refresh));
+        assert_eq!(parse_line(b"GET\r", 1024), Some(Request::Get));
+        assert_eq!(parse_line(b"refresh", 1024), Some(Request::Get));
+        assert_eq!(parse_line(b"REFRESH ", 1024), Some(Request::Get));
+        assert_eq!(parse_line(b"", 1024), Some(Request::Get));
+        assert_eq!(parse_line(b"\xff\xfe", 1024), Some(Request::Get));
+    }
+
+    #[test]
+    fn a_line_over_the_limit_gets_no_reply() {
+        assert_eq!(parse_line(&[b'G'; 8], 8), Some(Request::Get));
+        assert_eq!(parse_line(&[b'G'; 9], 8), None);
+        // The CR of a CRLF does not count against the limit.
+        assert_eq!(parse_line(b"GETGETGE\r", 8), Some(Request::Get));
+    }
+}
