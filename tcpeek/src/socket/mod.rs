@@ -11,9 +11,11 @@
 //!   answers clients as tokio tasks, never holding up capture;
 //! - [`privs`] prepares the socket's directory as root and drops privileges
 //!   (`-u USER`) before the socket is bound, in the original's order;
+//! - [`client`] is `tcpeekstat`'s side: request, parse, render.
 
 use std::path::PathBuf;
 
+pub mod client;
 pub mod privs;
 pub mod server;
 
