@@ -165,8 +165,9 @@ fn parse_group(g: &str) -> Result<Group, String> {
                 None => (addr, None),
             };
             let ip: Ipv4Addr = ip.parse().map_err(|_| {
-                if ip.contains(':') {
-                    format!("'{ip}': write an IPv6 address in brackets, e.g. [{ip}]")
+                let looks_v6 = g.matches(':').count() >= 2 && ip.chars().all(|c| c.is_ascii_hexdigit());
+                if looks_v6 {
+                    format!("'{g}': write an IPv6 address in brackets, e.g. [2001:db8::1]:443")
                 } else {
                     format!("'{ip}' is not an IPv4 address, '*' or '%'")
                 }

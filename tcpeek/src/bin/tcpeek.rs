@@ -1,0 +1,43 @@
+//! `tcpeek`: the daemon. Parses the command line, validates it, runs.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tcpeek::cli::{Args, Config};
+
+/// Diagnostics on stderr, at the `-l` level.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let level = r.level().as_str().to_ascii_lowercase();
+            let _ = writeln!(std::io::stderr(), "tcpeek: {level}: {}", r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    log::set_max_level(args.loglevel);
+    let _ = log::set_logger(&LOGGER);
+    let result = Config::from_args(args)
+        .map_err(anyhow::Error::from)
+        .and_then(tcpeek::daemon::run);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tcpeek: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

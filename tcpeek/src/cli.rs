@@ -1,0 +1,357 @@
+//! The command line: a clap struct that mirrors the flags, then one
+//! conversion into a validated [`Config`] (parsed filters, resolved
+//! interface and local addresses) before anything starts.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::capture::decode::ChecksumMode;
+use crate::engine::EngineConfig;
+use crate::filter::{FilterError, FilterSet};
+use crate::local::{Local, Prefix};
+
+/// The original's default socket path.
+pub const DEFAULT_SOCKET: &str = "/var/run/tcpeek/tcpeek.sock";
+
+/// Default bound on tracked handshakes. A tracked handshake costs about 100
+/// bytes in the table (BENCHMARKS.md), so the table stays near 200 MB even
+/// when a SYN flood fills it.
+pub const DEFAULT_MAX_SESSIONS: usize = 2_000_000;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tcpeek",
+    version,
+    disable_version_flag = true,
+    about = "Passive monitor of TCP three-way handshakes: which connections fail, how, and which needed retransmissions.",
+    after_help = "\
+expression:
+  [NAME]:DIR@ADDR[/PREFIX]:PORT[:PORT...][,ADDR[/PREFIX]:PORT[:PORT...]...]
+  DIR is RX or TX; ADDR and PORT may be '%' or '*' (any); IPv6 in brackets.
+  An empty NAME excludes matching handshakes from every filter.
+  The filters RX:RX@%:% and TX:TX@%:% are always defined first.
+examples:
+  tcpeek -i eth0 web:RX@%:80:443
+  tcpeek -i eth0 db:TX@192.168.0.0/24:5432 web6:RX@[2001:db8::/32]:443 :RX@%:22
+  tcpeek -r capture.pcap --local 192.0.2.10"
+)]
+pub struct Args {
+    /// Drop privileges to this user once the capture is open.
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Interface to watch (default: libpcap's default device).
+    #[arg(short = 'i', long = "interface", value_name = "DEV", conflicts_with = "read")]
+    pub interface: Option<String>,
+
+    /// UNIX socket serving the counters.
+    #[arg(short = 'U', long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Checksum verification: 0 none, 1 IP header, 2 IP and TCP/ICMP.
+    #[arg(short = 'c', long = "checksum", value_name = "0|1|2", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub checksum: u8,
+
+    /// Seconds without an acceptable segment after which a handshake times out.
+    #[arg(short = 't', long = "timeout", value_name = "SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    /// libpcap buffer size in MB.
+    #[arg(short = 'B', long = "buffer", value_name = "MB", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub buffer: u32,
+
+    /// Log level, a syslog level name or number (emerg..debug, 0-7).
+    #[arg(short = 'l', long = "loglevel", value_name = "LEVEL", default_value = "notice",
+          value_parser = parse_loglevel)]
+    pub loglevel: log::LevelFilter,
+
+    /// Do not print a line per finished handshake.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Put the interface in promiscuous mode.
+    #[arg(long = "promisc")]
+    pub promisc: bool,
+
+    /// Count ICMP/ICMPv6 destination-unreachable as a failure (unreach).
+    #[arg(long = "icmp")]
+    pub icmp: bool,
+
+    /// Read a pcap or pcapng file instead of an interface.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
+
+    /// An address or prefix of this host, for RX/TX (repeatable). Default:
+    /// the interface's addresses; with -r: every address (each handshake
+    /// counts as both RX and TX).
+    #[arg(long = "local", value_name = "ADDR[/PREFIX]")]
+    pub local: Vec<Prefix>,
+
+    /// Capture backend.
+    #[arg(long = "backend", value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+
+    /// Print JSON Lines on stdout: one object per finished handshake, and at
+    /// exit the array the socket's GET returns.
+    #[arg(long = "json")]
+    pub json: bool,
+
+    /// Most handshakes tracked at once; further SYNs are counted as overflow.
+    #[arg(long = "max-sessions", value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS,
+          value_parser = parse_max_sessions)]
+    pub max_sessions: usize,
+
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
+    /// Filter expressions.
+    #[arg(value_name = "EXPRESSION")]
+    pub expressions: Vec<String>,
+}
+
+/// Which capture backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The best one available.
+    Auto,
+    /// libpcap.
+    Pcap,
+    /// eBPF (TC/XDP).
+    Ebpf,
+}
+
+fn parse_loglevel(s: &str) -> Result<log::LevelFilter, String> {
+    let name = s.to_ascii_lowercase();
+    let name = name.strip_prefix("log_").unwrap_or(&name);
+    Ok(match name {
+        "0" | "emerg" | "1" | "alert" | "2" | "crit" | "3" | "err" | "error" => log::LevelFilter::Error,
+        "4" | "warning" | "warn" => log::LevelFilter::Warn,
+        "5" | "notice" | "6" | "info" => log::LevelFilter::Info,
+        "7" | "debug" => log::LevelFilter::Debug,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a syslog level (emerg, alert, crit, err, warning, notice, info, debug or 0-7)"
+            ))
+        }
+    })
+}
+
+fn parse_max_sessions(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=u32::MAX as usize - 1).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a number from 1 to {}", u32::MAX - 1)),
+    }
+}
+
+/// Where packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A live interface.
+    Live { interface: String },
+    /// A capture file.
+    File(PathBuf),
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug)]
+pub struct Config {
+    pub source: Source,
+    pub backend: Backend,
+    pub filters: FilterSet,
+    pub engine: EngineConfig,
+    pub checksum: ChecksumMode,
+    pub buffer_mb: u32,
+    pub promisc: bool,
+    /// `None`: no socket (capture files, unless `-U` is given).
+    pub socket: Option<PathBuf>,
+    pub user: Option<String>,
+    pub quiet: bool,
+    pub json: bool,
+    pub loglevel: log::LevelFilter,
+    /// Set when the local addresses were not given and had to be guessed;
+    /// printed at start-up.
+    pub local_note: Option<String>,
+}
+
+/// Why the command line cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error("no interface given (-i) and libpcap found no default device: {0}")]
+    NoDefaultDevice(String),
+    #[error("cannot list network interfaces: {0}")]
+    ListInterfaces(String),
+    #[error("-i {0}: no such interface (see `ip link`)")]
+    NoSuchInterface(String),
+}
+
+impl Config {
+    /// Validates `args`, resolving the interface and its addresses.
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let (source, local, local_note) = match (&args.read, &args.interface) {
+            (Some(path), _) => {
+                let (local, note) = if args.local.is_empty() {
+                    (
+                        Local::Everything,
+                        Some(
+                            "no --local given: every address counts as local, so each handshake counts as both RX and TX"
+                                .to_string(),
+                        ),
+                    )
+                } else {
+                    (Local::Prefixes(args.local.clone()), None)
+                };
+                (Source::File(path.clone()), local, note)
+            }
+            (None, iface) => {
+                let interface = match iface {
+                    Some(i) => i.clone(),
+                    None => pcap::Device::lookup()
+                        .map_err(|e| ConfigError::NoDefaultDevice(e.to_string()))?
+                        .ok_or_else(|| ConfigError::NoDefaultDevice("none found".into()))?
+                        .name,
+                };
+                let (local, note) = if args.local.is_empty() {
+                    let addrs = interface_addrs(&interface)?;
+                    if addrs.is_empty() {
+                        (
+                            Local::Everything,
+                            Some(format!(
+                                "{interface} has no IP address: every address counts as local (give --local to choose)"
+                            )),
+                        )
+                    } else {
+                        (Local::Prefixes(addrs.into_iter().map(Prefix::host).collect()), None)
+                    }
+                } else {
+                    (Local::Prefixes(args.local.clone()), None)
+                };
+                (Source::Live { interface }, local, note)
+            }
+        };
+        let filters = FilterSet::parse(&args.expressions, local)?;
+        let socket = match (&source, args.socket) {
+            (_, Some(p)) => Some(p),
+            (Source::Live { .. }, None) => Some(PathBuf::from(DEFAULT_SOCKET)),
+            (Source::File(_), None) => None,
+        };
+        Ok(Config {
+            source,
+            backend: args.backend,
+            filters,
+            engine: EngineConfig::new(args.timeout * 1_000_000_000, args.max_sessions, args.icmp),
+            checksum: ChecksumMode::from_level(args.checksum).unwrap_or_default(),
+            buffer_mb: args.buffer,
+            promisc: args.promisc,
+            socket,
+            user: args.user,
+            quiet: args.quiet,
+            json: args.json,
+            loglevel: args.loglevel,
+            local_note,
+        })
+    }
+}
+
+/// The IP addresses of `name` (of every interface for libpcap's `any`).
+fn interface_addrs(name: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    let devices = pcap::Device::list().map_err(|e| ConfigError::ListInterfaces(e.to_string()))?;
+    let mut found = false;
+    let mut addrs = Vec::new();
+    for d in devices {
+        if name == "any" || d.name == name {
+            found = true;
+            addrs.extend(d.addresses.iter().map(|a| a.addr));
+        }
+    }
+    if !found {
+        return Err(ConfigError::NoSuchInterface(name.to_string()));
+    }
+    addrs.sort();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("tcpeek").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let a = parse(&["-r", "x.pcap"]).unwrap();
+        assert_eq!((a.timeout, a.checksum, a.buffer), (60, 0, 2));
+        assert_eq!(a.loglevel, log::LevelFilter::Info);
+        assert_eq!(a.backend, Backend::Auto);
+        let c = Config::from_args(a).unwrap();
+        assert_eq!(c.socket, None);
+        assert_eq!(c.filters.local(), &Local::Everything);
+        assert!(c.local_note.is_some());
+        assert_eq!(c.filters.names().collect::<Vec<_>>(), ["RX", "TX"]);
+    }
+
+    #[test]
+    fn original_spellings_are_accepted() {
+        let a = parse(&[
+            "-u", "nobody", "-i", "lo", "-U", "/tmp/s", "-c", "2", "-t", "5", "-B", "8", "-l", "LOG_DEBUG", "-q",
+            "--promisc", "--icmp", "web:RX@%:80",
+        ])
+        .unwrap();
+        assert_eq!(a.user.as_deref(), Some("nobody"));
+        assert_eq!((a.checksum, a.timeout, a.buffer), (2, 5, 8));
+        assert_eq!(a.loglevel, log::LevelFilter::Debug);
+        assert!(a.quiet && a.promisc && a.icmp);
+        assert_eq!(a.expressions, ["web:RX@%:80"]);
+        let a = parse(&["--user=nobody", "--interface=lo", "--socket=/tmp/s", "--checksum=1", "--timeout=9"]).unwrap();
+        assert_eq!(a.timeout, 9);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, want) in [
+            (&["-c", "3"][..], "--checksum"),
+            (&["-t", "0"][..], "--timeout"),
+            (&["-t", "soon"][..], "--timeout"),
+            (&["-l", "loud"][..], "'loud' is not a syslog level"),
+            (&["--backend", "dpdk"][..], "--backend"),
+            (&["--max-sessions", "0"][..], "--max-sessions"),
+            (&["--local", "10.0.0.300"][..], "'10.0.0.300' is not an address or prefix"),
+            (&["-i", "lo", "-r", "x.pcap"][..], "cannot be used with"),
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_filter_is_reported_with_its_text() {
+        let a = parse(&["-r", "x.pcap", "web:RX@%:99999"]).unwrap();
+        let e = Config::from_args(a).unwrap_err().to_string();
+        assert!(e.contains("filter 'web:RX@%:99999'") && e.contains("port '99999'"), "{e}");
+    }
+
+    #[test]
+    fn unknown_interface_is_an_error() {
+        let a = parse(&["-i", "no-such-if0"]).unwrap();
+        let e = Config::from_args(a).unwrap_err().to_string();
+        assert!(e.contains("no-such-if0"), "{e}");
+    }
+
+    #[test]
+    fn local_flags_replace_the_guess() {
+        let a = parse(&["-r", "x.pcap", "--local", "10.0.0.1", "--local", "[fd00::/64]"]).unwrap();
+        let c = Config::from_args(a).unwrap();
+        assert_eq!(c.filters.local().to_string(), "10.0.0.1/32, fd00::/64");
+        assert!(c.local_note.is_none());
+    }
+}

@@ -1,0 +1,376 @@
+//! Wires the stages together: a capture feeds events to the [`Aggregator`]
+//! (engine, filters, counters, printing), which publishes the counters for
+//! the socket server.
+//!
+//! Live capture runs libpcap on its own thread (its reads block) and hands
+//! batches of events to the aggregator task over a bounded channel: if the
+//! aggregator falls behind, the capture thread blocks and the kernel drops
+//! packets, which libpcap counts and the summary reports. Capture files are
+//! read synchronously, with time taken from the packets.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tcpeek_common::Event;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
+use crate::capture::CaptureStats;
+use crate::cli::{Backend, Config, Source};
+use crate::engine::{Engine, Finished};
+use crate::filter::FilterSet;
+use crate::output::{format_summary, SessionPrinter, SummaryInfo};
+use crate::socket::{drop_privileges, lookup_user, prepare_dir, SocketServer};
+use crate::stats::{Counters, SharedCounters};
+
+/// Engine, filters and counters, and the printing of finished handshakes.
+pub struct Aggregator {
+    engine: Engine,
+    filters: FilterSet,
+    counters: Counters,
+    finished: Vec<Finished>,
+    printer: SessionPrinter,
+    names: Vec<String>,
+    matched: Vec<usize>,
+    /// Latest packet time seen (the engine's clock for capture files).
+    now_ns: u64,
+    first_ns: Option<u64>,
+    output_error: Option<io::Error>,
+}
+
+impl Aggregator {
+    pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
+        let names: Vec<String> = filters.names().map(str::to_string).collect();
+        Aggregator {
+            engine,
+            counters: Counters::new(names.iter().cloned()),
+            filters,
+            finished: Vec::new(),
+            printer,
+            names,
+            matched: Vec::new(),
+            now_ns: 0,
+            first_ns: None,
+            output_error: None,
+        }
+    }
+
+    /// Processes one event; handshakes idle past the timeout at the event's
+    /// time are ended first.
+    pub fn event(&mut self, ev: &Event) {
+        self.first_ns.get_or_insert(ev.ts_ns);
+        if ev.ts_ns > self.now_ns {
+            self.now_ns = ev.ts_ns;
+            self.engine.expire(self.now_ns, &mut self.finished);
+        }
+        let filters = &self.filters;
+        self.engine.process(ev, |c| filters.admits(c), &mut self.finished);
+        if !self.finished.is_empty() {
+            self.report();
+        }
+    }
+
+    /// Ends handshakes idle past the timeout at `now_ns` (live capture's
+    /// clock tick).
+    pub fn tick(&mut self, now_ns: u64) {
+        self.engine.expire(now_ns, &mut self.finished);
+        self.report();
+    }
+
+    /// Records the capture's own counters.
+    pub fn set_capture_stats(&mut self, stats: CaptureStats) {
+        self.counters.capture = stats;
+    }
+
+    /// The counters, with the engine's current figures.
+    pub fn counters(&mut self) -> &Counters {
+        self.counters.engine.pending = self.engine.pending() as u64;
+        self.counters.engine.overflow = self.engine.overflow();
+        &self.counters
+    }
+
+    /// Time of the first and the latest packet seen.
+    pub fn packet_span(&self) -> Option<(u64, u64)> {
+        self.first_ns.map(|f| (f, self.now_ns))
+    }
+
+    /// The first error writing handshake lines (a closed stdout ends the
+    /// run like a signal).
+    pub fn output_error(&self) -> Option<&io::Error> {
+        self.output_error.as_ref()
+    }
+
+    pub fn flush(&mut self) {
+        if let Err(e) = self.printer.flush() {
+            self.output_error.get_or_insert(e);
+        }
+    }
+
+    fn report(&mut self) {
+        for f in self.finished.drain(..) {
+            self.matched.clear();
+            let matched = &mut self.matched;
+            self.filters.for_each_match(&f.conn, |i| matched.push(i));
+            for &i in &self.matched {
+                self.counters.filters[i].1.record(f.outcome, f.dupsyn, f.dupsynack);
+            }
+            if self.output_error.is_none() {
+                let names: Vec<&str> = self.matched.iter().map(|&i| self.names[i].as_str()).collect();
+                if let Err(e) = self.printer.session(&f, &names) {
+                    self.output_error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn printer(cfg: &Config) -> SessionPrinter {
+    let out: Box<dyn Write + Send> = if cfg.json {
+        Box::new(io::stdout())
+    } else {
+        Box::new(io::stderr())
+    };
+    SessionPrinter::new(cfg.quiet, cfg.json, out)
+}
+
+/// Prints the summary (stderr) and, with `--json`, the final GET array
+/// (stdout).
+fn finish(agg: &mut Aggregator, cfg: &Config, from_ns: u64, to_ns: u64, capture: &str) {
+    agg.flush();
+    let json = cfg.json;
+    let icmp = cfg.engine.icmp;
+    let counters = agg.counters();
+    eprint!(
+        "{}",
+        format_summary(
+            counters,
+            &SummaryInfo {
+                from_ns,
+                to_ns,
+                icmp,
+                capture,
+            }
+        )
+    );
+    if json {
+        let mut out = io::stdout().lock();
+        // A closed stdout is not an error at exit.
+        let _ = writeln!(out, "{}", counters.to_get_json()).and_then(|()| out.flush());
+    }
+}
+
+/// Runs tcpeek with a validated configuration.
+pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
+    if let Some(note) = &cfg.local_note {
+        log::info!("{note}");
+    }
+    match cfg.source.clone() {
+        Source::File(path) => run_file(&cfg, &path),
+        Source::Live { interface } => match cfg.backend {
+            Backend::Ebpf => anyhow::bail!(
+                "--backend ebpf: the eBPF backend is not available in this build; use --backend pcap"
+            ),
+            Backend::Auto | Backend::Pcap => run_live_pcap(&cfg, &interface),
+        },
+    }
+}
+
+fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
+    let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
+    eprintln!("{}", cap.banner());
+    let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
+    let mut failure = None;
+    loop {
+        match cap.next() {
+            Ok(Next::Event(ev)) => agg.event(&ev),
+            Ok(Next::Timeout) => {}
+            Ok(Next::Eof) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+        if agg.output_error().is_some() {
+            break;
+        }
+    }
+    agg.set_capture_stats(cap.stats());
+    let (from, to) = agg.packet_span().unwrap_or((0, 0));
+    finish(&mut agg, cfg, from, to, "pcap");
+    match failure {
+        // Everything before the damage was counted and reported above.
+        Some(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What the capture thread sends the aggregator.
+enum Feed {
+    Events(Vec<Event>),
+    Stats(CaptureStats),
+    Failed(anyhow::Error),
+}
+
+/// Events are handed over in batches of this many, or after this long,
+/// whichever comes first: large enough to keep per-event overhead low,
+/// short enough that a handshake line appears without visible delay.
+const BATCH: usize = 256;
+const BATCH_AGE: Duration = Duration::from_millis(20);
+
+/// Runs libpcap on its own thread until `stop` is set or capture fails.
+fn spawn_pcap_feeder(
+    mut cap: PcapCapture,
+    tx: mpsc::Sender<Feed>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new().name("capture".into()).spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch_started = Instant::now();
+        let mut stats_sent = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            match cap.next() {
+                Ok(Next::Event(ev)) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    batch.push(ev);
+                }
+                Ok(Next::Timeout) => {}
+                Ok(Next::Eof) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Feed::Failed(e.into()));
+                    return;
+                }
+            }
+            if !batch.is_empty() && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_AGE) {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.blocking_send(Feed::Events(full)).is_err() {
+                    return;
+                }
+            }
+            if stats_sent.elapsed() >= Duration::from_secs(1) {
+                stats_sent = Instant::now();
+                let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Feed::Events(batch));
+        }
+        let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+    })
+}
+
+fn run_live_pcap(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
+    let cap = PcapCapture::open_live(&LiveOptions {
+        interface: Some(interface.to_string()),
+        snaplen: DEFAULT_SNAPLEN,
+        buffer_mb: cfg.buffer_mb,
+        promisc: cfg.promisc,
+        checksum: cfg.checksum,
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = open_socket(cfg)?;
+        eprintln!("{}", cap.banner());
+        let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
+        let shared = SharedCounters::new(agg.counters().clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx)));
+
+        let (tx, mut rx) = mpsc::channel(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let feeder = spawn_pcap_feeder(cap, tx, stop.clone()).context("starting the capture thread")?;
+        let from_ns = wall_ns();
+        let mut failure = None;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feeding = true;
+        while feeding {
+            tokio::select! {
+                m = rx.recv() => feeding = feed(&mut agg, m, &mut failure),
+                _ = tick.tick() => {
+                    // Packets reach us up to a batch late: leave them a
+                    // second before declaring a timeout.
+                    agg.tick(wall_ns().saturating_sub(1_000_000_000));
+                    agg.flush();
+                }
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+            shared.publish(agg.counters());
+            if agg.output_error().is_some() {
+                break;
+            }
+        }
+        // Stop capture and count what it had already handed over.
+        stop.store(true, Ordering::Relaxed);
+        while feeding {
+            feeding = feed(&mut agg, rx.recv().await, &mut failure);
+        }
+        let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
+        let _ = stop_tx.send(true);
+        if let Some(t) = server_task {
+            let _ = t.await;
+        }
+        finish(&mut agg, cfg, from_ns, wall_ns(), "pcap");
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+/// Handles one message from the capture thread; false once it is done.
+fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Error>) -> bool {
+    match m {
+        Some(Feed::Events(evs)) => {
+            for ev in &evs {
+                agg.event(ev);
+            }
+            true
+        }
+        Some(Feed::Stats(s)) => {
+            agg.set_capture_stats(s);
+            true
+        }
+        Some(Feed::Failed(e)) => {
+            *failure = Some(e.context("capture failed"));
+            false
+        }
+        None => false,
+    }
+}
+
+/// Prepares the socket directory as root, drops privileges (`-u`), then
+/// binds the socket, as the original does.
+fn open_socket(cfg: &Config) -> anyhow::Result<Option<SocketServer>> {
+    let owner = cfg.user.as_deref().map(lookup_user).transpose()?;
+    if let Some(path) = &cfg.socket {
+        prepare_dir(path, owner)?;
+    }
+    if let Some(user) = &cfg.user {
+        drop_privileges(user)?;
+    }
+    Ok(match &cfg.socket {
+        Some(path) => Some(SocketServer::bind(path)?),
+        None => None,
+    })
+}

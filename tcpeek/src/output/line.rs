@@ -1,0 +1,144 @@
+//! One finished handshake as a table line (the original's layout) or as a
+//! JSON object.
+
+use chrono::{DateTime, Local, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::engine::{Finished, Outcome};
+
+/// The table header, as the original prints it.
+pub const HEADER: &str = concat!(
+    "\n TIME(s) |       TIMESTAMP       |      SRC IP:PORT            DST IP:PORT     |      RESULTS      | DUP SYN  DUP S/A\n",
+    "----------------------------------------------------------------------------------------------------------------------\n",
+);
+
+/// The RESULTS column, 17 characters wide.
+fn result_column(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "     success     ",
+        Outcome::Timeout => "failure (timeout)",
+        Outcome::Reject => "failure (reject) ",
+        Outcome::Unreach => "failure (unreach)",
+    }
+}
+
+/// The short result name used in JSON.
+pub fn result_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::Timeout => "timeout",
+        Outcome::Reject => "reject",
+        Outcome::Unreach => "unreach",
+    }
+}
+
+fn local_time(ns: u64) -> DateTime<Local> {
+    DateTime::<Utc>::from_timestamp_nanos(ns.min(i64::MAX as u64) as i64).with_timezone(&Local)
+}
+
+/// `%4d.%03d | %y-%m-%d %T.%03d | %15s:%-5u %15s:%-5u | RESULT | %7u  %7u`
+/// (IPv6 addresses widen their columns).
+pub fn format_line(f: &Finished) -> String {
+    let ms = f.duration_ns() / 1_000_000;
+    format!(
+        "{:4}.{:03} | {} | {:>15}:{:<5} {:>15}:{:<5} | {} | {:7}  {:7}",
+        ms / 1000,
+        ms % 1000,
+        local_time(f.start_ns).format("%y-%m-%d %H:%M:%S%.3f"),
+        f.conn.client.addr.to_string(),
+        f.conn.client.port,
+        f.conn.server.addr.to_string(),
+        f.conn.server.port,
+        result_column(f.outcome),
+        f.dupsyn,
+        f.dupsynack,
+    )
+}
+
+#[derive(Serialize)]
+struct JsonSession<'a> {
+    start: String,
+    duration: f64,
+    src: String,
+    sport: u16,
+    dst: String,
+    dport: u16,
+    result: &'static str,
+    dupsyn: u32,
+    dupsynack: u32,
+    filters: &'a [&'a str],
+}
+
+/// One finished handshake as a single-line JSON object.
+pub fn json_line(f: &Finished, filters: &[&str]) -> String {
+    let start = DateTime::<Utc>::from_timestamp_nanos(f.start_ns.min(i64::MAX as u64) as i64);
+    serde_json::to_string(&JsonSession {
+        start: start.to_rfc3339_opts(SecondsFormat::Micros, true),
+        duration: f.duration_ns() as f64 / 1e9,
+        src: f.conn.client.addr.to_string(),
+        sport: f.conn.client.port,
+        dst: f.conn.server.addr.to_string(),
+        dport: f.conn.server.port,
+        result: result_name(f.outcome),
+        dupsyn: f.dupsyn,
+        dupsynack: f.dupsynack,
+        filters,
+    })
+    .expect("session serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::event::{Addr, Connection, Endpoint};
+
+    fn finished(client: &str, server: &str, outcome: Outcome) -> Finished {
+        let ep = |s: &str, p| Endpoint::new(Addr::from(s.parse::<IpAddr>().unwrap()), p);
+        Finished {
+            conn: Connection {
+                client: ep(client, 48967),
+                server: ep(server, 80),
+            },
+            outcome,
+            start_ns: 1_767_225_600_123_000_000,
+            end_ns: 1_767_225_600_123_000_000 + 39_947_000_000,
+            dupsyn: 2,
+            dupsynack: 0,
+        }
+    }
+
+    #[test]
+    fn table_line_has_the_originals_columns() {
+        let line = format_line(&finished("192.168.2.227", "192.168.2.207", Outcome::Timeout));
+        let (time, rest) = line.split_once(" | ").unwrap();
+        assert_eq!(time, "  39.947");
+        let cols: Vec<&str> = rest.split(" | ").collect();
+        assert_eq!(cols.len(), 4, "{line}");
+        assert_eq!(cols[0].len(), "12-07-06 16:39:02.552".len());
+        assert!(cols[0].ends_with(".123"), "{line}");
+        assert_eq!(cols[1], "  192.168.2.227:48967   192.168.2.207:80   ");
+        assert_eq!(cols[2], "failure (timeout)");
+        assert_eq!(cols[3], "      2        0");
+    }
+
+    #[test]
+    fn ipv6_widens_the_address_columns() {
+        let line = format_line(&finished("2001:db8::1234:5678:9abc", "2001:db8::1", Outcome::Success));
+        assert!(line.contains("2001:db8::1234:5678:9abc:48967     2001:db8::1:80    |      success      |"), "{line}");
+    }
+
+    #[test]
+    fn json_line_carries_everything() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&finished("10.0.0.2", "10.0.0.1", Outcome::Reject), &["RX", "web"])).unwrap();
+        assert_eq!(v["start"], "2026-01-01T00:00:00.123000Z");
+        assert_eq!(v["duration"], 39.947);
+        assert_eq!(v["src"], "10.0.0.2");
+        assert_eq!(v["dport"], 80);
+        assert_eq!(v["result"], "reject");
+        assert_eq!(v["dupsyn"], 2);
+        assert_eq!(v["filters"], serde_json::json!(["RX", "web"]));
+    }
+}

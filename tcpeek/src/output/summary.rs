@@ -1,0 +1,103 @@
+//! The exit summary, in the original's layout, followed by what the capture
+//! and the engine could not see or decide.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Local, Utc};
+
+use crate::stats::Counters;
+
+/// What the summary reports besides the counters.
+pub struct SummaryInfo<'a> {
+    /// Aggregation start and end, ns since the epoch.
+    pub from_ns: u64,
+    pub to_ns: u64,
+    /// Whether ICMP unreachable is interpreted (`--icmp`): the original shows
+    /// the `ICMP Unreachable` line only then.
+    pub icmp: bool,
+    /// Name of the capture section: `pcap` or `ebpf`.
+    pub capture: &'a str,
+}
+
+const RULE: &str = "------------------------------------";
+
+fn local(ns: u64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(ns.min(i64::MAX as u64) as i64)
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Formats the summary block.
+pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
+    let mut s = String::new();
+    let secs = info.to_ns.saturating_sub(info.from_ns) as f64 / 1e9;
+    // Writing to a String cannot fail.
+    let _ = writeln!(s, "========== TCPEEK SUMMARY ==========");
+    let _ = writeln!(s, "     from : {}", local(info.from_ns));
+    let _ = writeln!(s, "       to : {}", local(info.to_ns));
+    let _ = writeln!(s, "     time : {secs:13.3} (sec)");
+    for (name, f) in &c.filters {
+        let _ = writeln!(s, "{RULE}");
+        let _ = writeln!(s, " {name}");
+        let _ = writeln!(s, "   Success: {} session", f.success.total);
+        let _ = writeln!(s, "     SYN Segment Duplicate : {:6}", f.success.dupsyn);
+        let _ = writeln!(s, "     S/A Segment Duplicate : {:6}", f.success.dupsynack);
+        let _ = writeln!(s, "   Failure: {} session", f.failure.total);
+        let _ = writeln!(s, "     Connection Timed Out  : {:6}", f.failure.timeout);
+        let _ = writeln!(s, "     Connection Rejected   : {:6}", f.failure.reject);
+        if info.icmp {
+            let _ = writeln!(s, "     ICMP Unreachable      : {:6}", f.failure.unreach);
+        }
+    }
+    let _ = writeln!(s, "{RULE}");
+    let _ = writeln!(s, " {} stats", info.capture);
+    let _ = writeln!(s, "   recv   : {}", c.capture.recv);
+    let _ = writeln!(s, "   drop   : {}", c.capture.drop);
+    let _ = writeln!(s, "   ifdrop : {}", c.capture.ifdrop);
+    let _ = writeln!(s, "   malformed : {}", c.capture.malformed);
+    let _ = writeln!(s, "{RULE}");
+    let _ = writeln!(s, " engine stats");
+    let _ = writeln!(s, "   pending  : {}  (handshakes still open, not counted)", c.engine.pending);
+    let _ = writeln!(s, "   overflow : {}  (SYNs not tracked: table full)", c.engine.overflow);
+    let _ = writeln!(s, "====================================");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Outcome;
+
+    #[test]
+    fn layout_follows_the_original() {
+        let mut c = Counters::new(["RX", "TX"]);
+        for _ in 0..10 {
+            c.filters[0].1.record(Outcome::Reject, 0, 0);
+        }
+        c.filters[1].1.record(Outcome::Success, 1, 0);
+        c.capture.drop = 3;
+        c.engine.pending = 4;
+        let info = SummaryInfo {
+            from_ns: 0,
+            to_ns: 86_106_000_000,
+            icmp: false,
+            capture: "pcap",
+        };
+        let s = format_summary(&c, &info);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "========== TCPEEK SUMMARY ==========");
+        assert_eq!(lines[3], "     time :        86.106 (sec)");
+        assert_eq!(lines[5], " RX");
+        assert_eq!(lines[8], "     S/A Segment Duplicate :      0");
+        assert_eq!(lines[9], "   Failure: 10 session");
+        assert_eq!(lines[11], "     Connection Rejected   :     10");
+        assert!(s.contains(" TX\n   Success: 1 session\n     SYN Segment Duplicate :      1\n"));
+        assert!(!s.contains("ICMP Unreachable"));
+        assert!(s.contains(" pcap stats\n   recv   : 0\n   drop   : 3\n   ifdrop : 0\n"));
+        assert!(s.contains("   pending  : 4"));
+        assert_eq!(*lines.last().unwrap(), "====================================");
+        let with_icmp = format_summary(&c, &SummaryInfo { icmp: true, ..info });
+        assert!(with_icmp.contains("     ICMP Unreachable      :      0\n"));
+    }
+}
