@@ -1,0 +1,741 @@
+//! The UNIX-socket server and `tcpeekstat`, end to end: a `SocketServer`
+//! runs in-process on a private temporary path with counters the test
+//! fills, and real clients (raw sockets, or the `tcpeekstat` binary) talk to
+//! it. Waits are bounded polls with generous limits; no assertion depends on
+//! a fixed sleep.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use tcpeek::socket::client::Stats;
+use tcpeek::socket::{prepare_dir, ServerLimits, SocketError, SocketServer};
+use tcpeek::stats::{Counters, SharedCounters};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Upper bound for anything that should happen "soon"; only reached when a
+/// test is about to fail.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A private directory for one test's socket, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tcpeek-socket-test-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.0.join("tcpeek.sock")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counters with something in every filter and in the capture element.
+fn sample() -> Counters {
+    let mut c = Counters::new(["RX", "TX", "web"]);
+    let rx = &mut c.filters[0].1;
+    rx.success.total = 12;
+    rx.success.dupsyn = 2;
+    rx.success.dupsynack = 1;
+    rx.failure.total = 4;
+    rx.failure.timeout = 1;
+    rx.failure.reject = 2;
+    rx.failure.unreach = 1;
+    c.filters[1].1.success.total = 7;
+    c.filters[2].1.failure.total = 1;
+    c.filters[2].1.failure.reject = 1;
+    c.capture.recv = 1234;
+    c.capture.drop = 5;
+    c
+}
+
+fn shared(c: &Counters) -> SharedCounters {
+    let s = SharedCounters::new(Counters::new(c.filters.iter().map(|(n, _)| n.clone())));
+    s.publish(c);
+    s
+}
+
+fn fast_limits() -> ServerLimits {
+    ServerLimits {
+        read_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+        ..ServerLimits::default()
+    }
+}
+
+/// A server task in the test's runtime.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), SocketError>>,
+}
+
+impl Running {
+    fn start(server: SocketServer, counters: &SharedCounters) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(server.serve(counters.clone(), rx));
+        Running { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server stops")
+            .expect("server task")
+            .expect("server ran");
+    }
+}
+
+/// Sends `request` and reads until the server closes. `None`: the server
+/// closed (or reset) the connection without replying.
+async fn ask(path: &Path, request: &[u8]) -> Option<String> {
+    let exchange = async {
+        let mut s = UnixStream::connect(path).await.expect("connect");
+        // The server may already have closed on an over-long line.
+        let _ = s.write_all(request).await;
+        let mut reply = Vec::new();
+        match s.read_to_end(&mut reply).await {
+            Ok(_) if reply.is_empty() => None,
+            Ok(_) => Some(String::from_utf8(reply).expect("utf-8 reply")),
+            // Closing with our unread bytes queued resets the connection.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    tokio::time::timeout(PATIENCE, exchange)
+        .await
+        .expect("the server answers or closes in time")
+}
+
+#[tokio::test]
+async fn get_replies_with_the_counters_get_json() {
+    let dir = TempDir::new("get");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let reply = ask(&dir.sock(), b"GET\r\n").await;
+    assert_eq!(reply.as_deref(), Some(counters.get_json().as_str()));
+    assert!(reply
+        .unwrap()
+        .starts_with(r#"[{"RX":{"success":{"total":12,"dupsyn":2"#));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_replies_with_the_change_and_moves_the_baseline() {
+    let dir = TempDir::new("refresh");
+    let mut now = sample();
+    let counters = shared(&now);
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+
+    let first = ask(&dir.sock(), b"REFRESH\r\n").await.unwrap();
+    assert_eq!(
+        first,
+        now.to_refresh_json(&Counters::new(["RX", "TX", "web"]))
+    );
+    // REFRESH has no capture element and folds unreach into reject.
+    assert!(!first.contains("pcap"));
+    assert!(first.contains(r#""failure":{"total":4,"timeout":1,"reject":3}"#));
+
+    let before = now.clone();
+    now.filters[1].1.success.total += 5;
+    counters.publish(&now);
+    let second = ask(&dir.sock(), b"REFRESH\r\n").await.unwrap();
+    assert_eq!(second, now.to_refresh_json(&before));
+    let v: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(v[0]["RX"]["success"]["total"], 0);
+    assert_eq!(v[1]["TX"]["success"]["total"], 5);
+
+    // GET still reports totals since start.
+    let get = ask(&dir.sock(), b"GET\r\n").await.unwrap();
+    assert_eq!(get, now.to_get_json());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lf_and_crlf_terminated_lines_are_both_understood() {
+    let dir = TempDir::new("eol");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let get = counters.get_json();
+    assert_eq!(ask(&dir.sock(), b"GET\n").await.unwrap(), get);
+    assert_eq!(ask(&dir.sock(), b"GET\r\n").await.unwrap(), get);
+    for refresh in [&b"REFRESH\n"[..], b"REFRESH\r\n"] {
+        let reply = ask(&dir.sock(), refresh).await.unwrap();
+        assert!(!reply.contains("pcap"), "not a REFRESH reply: {reply}");
+    }
+    // A last line without newline, then half-close: still a request.
+    let mut s = UnixStream::connect(dir.sock()).await.unwrap();
+    s.write_all(b"GET").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert_eq!(reply, get);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn any_line_other_than_refresh_acts_as_get() {
+    let dir = TempDir::new("unknown");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let get = counters.get_json();
+    for line in [
+        &b"HELLO\r\n"[..],
+        b"refresh\r\n",
+        b"REFRESH now\r\n",
+        b"\r\n",
+        b"\xff\xfe\n",
+    ] {
+        assert_eq!(ask(&dir.sock(), line).await.unwrap(), get, "{line:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_ends_its_line_is_cut_off_while_others_are_served() {
+    let dir = TempDir::new("stuck");
+    let counters = shared(&sample());
+    let limits = ServerLimits {
+        read_timeout: Duration::from_secs(3),
+        ..fast_limits()
+    };
+    let server = Running::start(
+        SocketServer::bind_with(&dir.sock(), limits).unwrap(),
+        &counters,
+    );
+    let mut stuck = UnixStream::connect(dir.sock()).await.unwrap();
+    stuck.write_all(b"GE").await.unwrap();
+
+    // Served while the stuck client is still connected...
+    assert_eq!(
+        ask(&dir.sock(), b"GET\r\n").await.unwrap(),
+        counters.get_json()
+    );
+    let mut probe = [0u8; 1];
+    match stuck.try_read(&mut probe) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the stuck client was cut off too early: {other:?}"),
+    }
+    // ...and the stuck client is then closed without a reply.
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, stuck.read_to_end(&mut rest))
+        .await
+        .expect("the stuck client is cut off")
+        .unwrap();
+    assert!(rest.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_cut_off_without_a_reply() {
+    let dir = TempDir::new("long");
+    let counters = shared(&sample());
+    let limits = ServerLimits {
+        max_line: 16,
+        ..fast_limits()
+    };
+    let server = Running::start(
+        SocketServer::bind_with(&dir.sock(), limits).unwrap(),
+        &counters,
+    );
+    let mut huge = vec![b'G'; 64 * 1024];
+    huge.extend_from_slice(b"\r\n");
+    assert_eq!(ask(&dir.sock(), &huge).await, None);
+    // Just over the limit, with its newline: still too long.
+    assert_eq!(ask(&dir.sock(), &[b'G'; 17]).await, None);
+    let mut seventeen = vec![b'G'; 17];
+    seventeen.push(b'\n');
+    assert_eq!(ask(&dir.sock(), &seventeen).await, None);
+    // At the limit (the CR not counted): served.
+    let mut sixteen = vec![b'G'; 16];
+    sixteen.extend_from_slice(b"\r\n");
+    assert_eq!(
+        ask(&dir.sock(), &sixteen).await.unwrap(),
+        counters.get_json()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_clients_are_all_served_or_cleanly_refused() {
+    let dir = TempDir::new("many");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let get = counters.get_json();
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            let path = dir.sock();
+            tokio::spawn(async move {
+                let exchange = async {
+                    let mut s = UnixStream::connect(&path).await?;
+                    s.write_all(b"GET\r\n").await?;
+                    let mut reply = String::new();
+                    s.read_to_string(&mut reply).await?;
+                    Ok::<_, std::io::Error>(reply)
+                };
+                tokio::time::timeout(PATIENCE, exchange).await
+            })
+        })
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for c in clients {
+        match c.await.unwrap().expect("no client hangs") {
+            Ok(reply) if reply == get => served += 1,
+            Ok(reply) if reply.is_empty() => refused += 1,
+            Ok(reply) => panic!("wrong reply {reply:?}"),
+            // A full listen backlog refuses a connection outright.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::ConnectionReset) => {
+                refused += 1
+            }
+            Err(e) => panic!("unexpected client error: {e}"),
+        }
+    }
+    assert_eq!(served + refused, 200);
+    // Clients beyond max_clients wait for a slot rather than being turned
+    // away, so with the kernel's backlog none should be refused.
+    assert_eq!(served, 200, "{refused} refused");
+    assert_eq!(ask(&dir.sock(), b"GET\n").await.unwrap(), get);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_beyond_the_limit_waits_for_a_free_slot() {
+    let dir = TempDir::new("slots");
+    let counters = shared(&sample());
+    let limits = ServerLimits {
+        max_clients: 1,
+        read_timeout: Duration::from_millis(500),
+        ..fast_limits()
+    };
+    let server = Running::start(
+        SocketServer::bind_with(&dir.sock(), limits).unwrap(),
+        &counters,
+    );
+    // Holds the only slot until the read timeout.
+    let mut stuck = UnixStream::connect(dir.sock()).await.unwrap();
+    let waiting = ask(&dir.sock(), b"GET\r\n").await;
+    assert_eq!(waiting.unwrap(), counters.get_json());
+    let mut rest = Vec::new();
+    stuck.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_socket_file_is_replaced() {
+    let dir = TempDir::new("stale");
+    // A crashed daemon leaves its socket file behind, nobody listening.
+    drop(StdUnixListener::bind(dir.sock()).unwrap());
+    assert!(fs::symlink_metadata(dir.sock())
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    assert_eq!(
+        ask(&dir.sock(), b"GET\r\n").await.unwrap(),
+        counters.get_json()
+    );
+    server.stop().await;
+}
+
+#[test]
+fn a_live_instance_is_not_replaced() {
+    let dir = TempDir::new("live");
+    let first = SocketServer::bind(&dir.sock()).unwrap();
+    let err = SocketServer::bind(&dir.sock()).unwrap_err();
+    assert!(matches!(err, SocketError::AlreadyServing { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "another tcpeek is already serving on {}",
+            dir.sock().display()
+        )
+    );
+    // The first instance's socket is untouched.
+    assert!(dir.sock().exists());
+    drop(first);
+    assert!(!dir.sock().exists());
+}
+
+#[test]
+fn a_file_that_is_not_a_socket_is_never_removed() {
+    let dir = TempDir::new("regular");
+    fs::write(dir.sock(), "precious").unwrap();
+    let err = SocketServer::bind(&dir.sock()).unwrap_err();
+    assert!(matches!(err, SocketError::NotASocket { .. }), "{err:?}");
+    assert!(err.to_string().contains(&dir.sock().display().to_string()));
+    assert_eq!(fs::read_to_string(dir.sock()).unwrap(), "precious");
+    // A directory in the way is not a socket either.
+    fs::remove_file(dir.sock()).unwrap();
+    fs::create_dir(dir.sock()).unwrap();
+    let err = SocketServer::bind(&dir.sock()).unwrap_err();
+    assert!(matches!(err, SocketError::NotASocket { .. }), "{err:?}");
+    assert!(dir.sock().is_dir());
+}
+
+#[tokio::test]
+async fn the_socket_file_is_removed_on_shutdown() {
+    let dir = TempDir::new("shutdown");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    // A client still connected does not hold up the shutdown.
+    let _idle = UnixStream::connect(dir.sock()).await.unwrap();
+    assert!(ask(&dir.sock(), b"GET\n").await.is_some());
+    server.stop().await;
+    assert!(!dir.sock().exists());
+}
+
+#[tokio::test]
+async fn a_dropped_sender_also_stops_the_server() {
+    let dir = TempDir::new("sender");
+    let counters = shared(&sample());
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(SocketServer::bind(&dir.sock()).unwrap().serve(counters, rx));
+    drop(stop);
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!dir.sock().exists());
+}
+
+#[test]
+fn cleanup_leaves_a_successors_socket_alone() {
+    let dir = TempDir::new("successor");
+    let old = SocketServer::bind(&dir.sock()).unwrap();
+    // Someone removed our file and a new instance bound the same path.
+    fs::remove_file(dir.sock()).unwrap();
+    let new = SocketServer::bind(&dir.sock()).unwrap();
+    drop(old);
+    assert!(
+        dir.sock().exists(),
+        "the old server removed its successor's socket"
+    );
+    drop(new);
+    assert!(!dir.sock().exists());
+}
+
+#[test]
+fn the_directory_is_created_0750_and_the_socket_0660() {
+    let dir = TempDir::new("modes");
+    let sock = dir.0.join("run").join("tcpeek").join("tcpeek.sock");
+    let me = (nix::unistd::getuid(), nix::unistd::getgid());
+    prepare_dir(&sock, Some(me)).unwrap();
+    let parent = sock.parent().unwrap();
+    assert_eq!(
+        fs::metadata(parent).unwrap().permissions().mode() & 0o7777,
+        0o750
+    );
+    // Calling it again (a restart) is fine and changes nothing.
+    prepare_dir(&sock, Some(me)).unwrap();
+    let server = SocketServer::bind(&sock).unwrap();
+    let mode = fs::symlink_metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+    drop(server);
+    // A file where the directory should be is an error, and is kept.
+    let blocked = dir.0.join("file");
+    fs::write(&blocked, "x").unwrap();
+    let err = prepare_dir(&blocked.join("tcpeek.sock"), None).unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("cannot create the socket directory"));
+    assert_eq!(fs::read_to_string(&blocked).unwrap(), "x");
+}
+
+/// Dropping privileges changes the whole process, so it runs in a child:
+/// this test binary again, running only `drop_privileges_child`.
+#[test]
+fn drop_privileges_cannot_regain_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: dropping privileges needs root");
+        return;
+    }
+    if tcpeek::socket::lookup_user("nobody").is_err() {
+        eprintln!("skipped: no user 'nobody'");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "drop_privileges_child", "--nocapture"])
+        .env("TCPEEK_DROP_PRIVILEGES_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn drop_privileges_child() {
+    if std::env::var_os("TCPEEK_DROP_PRIVILEGES_CHILD").is_none() {
+        return; // Only meaningful when run by drop_privileges_cannot_regain_root.
+    }
+    let (uid, gid) = tcpeek::socket::lookup_user("nobody").unwrap();
+    tcpeek::socket::drop_privileges("nobody").unwrap();
+    assert_eq!(nix::unistd::geteuid(), uid);
+    assert_eq!(nix::unistd::getegid(), gid);
+    assert_eq!(nix::unistd::getgroups().unwrap(), vec![gid]);
+    assert!(nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_err());
+}
+
+#[test]
+fn an_unknown_user_is_named() {
+    let err = tcpeek::socket::drop_privileges("no-such-tcpeek-user").unwrap_err();
+    assert_eq!(err.to_string(), "no such user 'no-such-tcpeek-user'");
+}
+
+// ---- tcpeekstat, end to end ----
+
+/// A server on its own thread and runtime, so the test can run the
+/// `tcpeekstat` binary synchronously.
+struct Background {
+    stop: watch::Sender<bool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(path: &Path, counters: &SharedCounters) -> Background {
+        let server = SocketServer::bind_with(path, fast_limits()).unwrap();
+        let (stop, rx) = watch::channel(false);
+        let counters = counters.clone();
+        let thread = thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(server.serve(counters, rx)).unwrap();
+        });
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tcpeekstat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpeekstat"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn tcpeekstat_prints_every_counter_as_a_table() {
+    let dir = TempDir::new("table");
+    let counters = shared(&sample());
+    let _server = Background::start(&dir.sock(), &counters);
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let expected = Stats::parse(&counters.get_json()).unwrap().render_table();
+    assert_eq!(table, expected);
+    assert!(
+        table.starts_with("RX\n  success  total        12\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\npcap\n  stats    recv       1234\n"),
+        "{table}"
+    );
+    assert!(table.contains("\nweb\n"));
+}
+
+#[test]
+fn tcpeekstat_json_prints_the_get_reply_on_one_line() {
+    let dir = TempDir::new("json");
+    let counters = shared(&sample());
+    let _server = Background::start(&dir.sock(), &counters);
+    for flag in ["-j", "--json"] {
+        let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap(), flag]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{}\n", counters.get_json()));
+    }
+}
+
+#[test]
+fn tcpeekstat_gmetric_sends_the_change_since_the_last_run() {
+    let dir = TempDir::new("gmetric");
+    let log = dir.0.join("gmetric.log");
+    let fake = dir.0.join("gmetric");
+    fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let counters = shared(&sample());
+    let _server = Background::start(&dir.sock(), &counters);
+    let run = || {
+        let out = tcpeekstat(&[
+            "-U",
+            dir.sock().to_str().unwrap(),
+            "-g",
+            "--gmetric-bin",
+            fake.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+        let calls = fs::read_to_string(&log).unwrap();
+        fs::remove_file(&log).unwrap();
+        calls
+    };
+    let first = run();
+    let expected: String = [
+        ("RX_success_dupsyn", 2),
+        ("RX_success_dupsynack", 1),
+        ("RX_failure_timeout", 1),
+        ("RX_failure_reject", 3), // reject + unreach, as the original
+        ("TX_success_dupsyn", 0),
+        ("TX_success_dupsynack", 0),
+        ("TX_failure_timeout", 0),
+        ("TX_failure_reject", 0),
+        ("web_success_dupsyn", 0),
+        ("web_success_dupsynack", 0),
+        ("web_failure_timeout", 0),
+        ("web_failure_reject", 1),
+    ]
+    .iter()
+    .map(|(m, v)| format!("-n tcpeek_{m} -v {v} -t uint32\n"))
+    .collect();
+    assert_eq!(first, expected);
+    // The REFRESH moved the baseline: nothing happened since.
+    let second = run();
+    assert_eq!(second.lines().count(), 12);
+    assert!(second.lines().all(|l| l.contains(" -v 0 ")), "{second}");
+}
+
+#[test]
+fn tcpeekstat_reports_a_failing_gmetric() {
+    let dir = TempDir::new("gmetric-fail");
+    let counters = shared(&sample());
+    let _server = Background::start(&dir.sock(), &counters);
+    let out = tcpeekstat(&[
+        "-U",
+        dir.sock().to_str().unwrap(),
+        "-g",
+        "--gmetric-bin",
+        "/bin/false",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/bin/false failed for 12 of 12 metrics"),
+        "{err}"
+    );
+    let missing = dir.0.join("no-gmetric");
+    let out = tcpeekstat(&[
+        "-U",
+        dir.sock().to_str().unwrap(),
+        "-g",
+        "--gmetric-bin",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot run"), "{err}");
+    assert!(err.contains("No such file"), "cause chain missing: {err}");
+}
+
+#[test]
+fn tcpeekstat_without_a_daemon_says_so_and_exits_1() {
+    let dir = TempDir::new("nodaemon");
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "tcpeekstat: no tcpeek is listening on {} (no such file",
+            dir.sock().display()
+        )),
+        "{err}"
+    );
+    // A stale socket file: connection refused.
+    drop(StdUnixListener::bind(dir.sock()).unwrap());
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap(), "-j"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "tcpeekstat: no tcpeek is listening on {} (connection refused)\n",
+            dir.sock().display()
+        )
+    );
+}
+
+#[test]
+fn tcpeekstat_rejects_a_reply_that_is_not_tcpeeks() {
+    let dir = TempDir::new("foreign");
+    let listener = StdUnixListener::bind(dir.sock()).unwrap();
+    let server = thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut line = [0u8; 16];
+        let _ = s.read(&mut line);
+        s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
+    });
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap()]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "is not the expected JSON array of counters (it starts \"SSH-2.0-OpenSSH_9.2\\r\\n\")"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn tcpeekstat_usage_errors_exit_1_and_help_exits_0() {
+    let out = tcpeekstat(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = tcpeekstat(&["-j", "-g"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = tcpeekstat(&["-h"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--gmetric"));
+    let out = tcpeekstat(&["-v"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("tcpeekstat "));
+}
