@@ -13,7 +13,7 @@ use crate::filter::{FilterError, FilterSet};
 use crate::local::{Local, Prefix};
 
 /// The original's default socket path.
-pub const DEFAULT_SOCKET: &str = "/var/run/tcpeek/tcpeek.sock";
+pub use crate::socket::DEFAULT_SOCKET_PATH as DEFAULT_SOCKET;
 
 /// Default bound on tracked handshakes. A tracked handshake costs about 100
 /// bytes in the table (BENCHMARKS.md), so the table stays near 200 MB even

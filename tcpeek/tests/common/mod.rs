@@ -1,0 +1,428 @@
+//! Harness for privileged tests against real kernel TCP: a pair of network
+//! namespaces joined by a veth pair, sockets opened inside them, and tcpeek
+//! daemons run inside them.
+//!
+//! Every namespace is created by the test and removed by a guard's `Drop`,
+//! also when the test fails. Traffic only ever flows between the two
+//! namespaces of one pair. Waits poll for a condition with a generous limit;
+//! nothing relies on a fixed sleep.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Limit for every wait: generous, for a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Skips the calling test (returns) with a printed reason when not root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::is_root() {
+            eprintln!("skipped: needs root (network namespaces, packet capture)");
+            return;
+        }
+    };
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `cond` until it returns `Some`, or panics after [`PATIENCE`].
+pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "gave up after {PATIENCE:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        // A namespace left over by a killed run of the same name.
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ...`
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut a = vec!["-n", self.name.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut a = vec!["netns", "exec", self.name.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// A command to be spawned inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Loads an nftables ruleset into the namespace.
+    pub fn nft(&self, ruleset: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft");
+        use std::io::Write;
+        // One statement per line: nft's parser does not take "stmt; }".
+        let ruleset = ruleset.replace(';', "\n").replace('}', "\n}");
+        child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it
+    /// creates belong to the namespace for their whole life.
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let file = File::open(format!("/run/netns/{}", self.name)).expect("open netns");
+        thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a valid namespace fd affects only this thread.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("namespace thread")
+        })
+    }
+
+    /// A listening socket inside the namespace (the kernel completes
+    /// handshakes on its own; nothing needs to accept).
+    pub fn listen(&self, addr: SocketAddr) -> TcpListener {
+        self.enter(|| TcpListener::bind(addr).unwrap_or_else(|e| panic!("listen {addr}: {e}")))
+    }
+
+    /// Connects from inside the namespace.
+    pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+        self.enter(|| TcpStream::connect_timeout(&addr, timeout))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces, `client` and `server`, joined by a veth pair, with IPv4
+/// and IPv6 addresses of their own.
+pub struct Pair {
+    pub client: Netns,
+    pub server: Netns,
+    pub client_if: String,
+    pub server_if: String,
+    pub client4: IpAddr,
+    pub server4: IpAddr,
+    pub client6: IpAddr,
+    pub server6: IpAddr,
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{}", std::process::id() % 100_000, n);
+        let client = Netns::new(format!("tpk{id}c"));
+        let server = Netns::new(format!("tpk{id}s"));
+        let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
+        // Created in the client namespace so that nothing ever appears in
+        // the host's.
+        client.ip(&["link", "add", &client_if, "type", "veth", "peer", "name", &server_if, "netns", &server.name]);
+        let net = n % 250 + 1;
+        let client4: IpAddr = format!("10.213.{net}.2").parse().unwrap();
+        let server4: IpAddr = format!("10.213.{net}.1").parse().unwrap();
+        let client6: IpAddr = format!("fd00:213:{net}::2").parse().unwrap();
+        let server6: IpAddr = format!("fd00:213:{net}::1").parse().unwrap();
+        for (ns, ifname, v4, v6) in [(&client, &client_if, client4, client6), (&server, &server_if, server4, server6)] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        let pair = Pair {
+            client,
+            server,
+            client_if,
+            server_if,
+            client4,
+            server4,
+            client6,
+            server6,
+        };
+        // The link is usable once the peer answers.
+        wait_for("veth link up", || {
+            pair.client
+                .enter(|| std::net::UdpSocket::bind(SocketAddr::new(pair.client4, 0)).ok())
+                .filter(|_| pair.server.ip(&["-br", "link", "show", &pair.server_if]).contains("UP"))
+        });
+        pair
+    }
+}
+
+/// The tcpeek binary under test.
+pub fn tcpeek_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tcpeek"))
+}
+
+pub fn tcpeekstat_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tcpeekstat"))
+}
+
+/// A unique scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("tcpeek-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `tcpeek --json` whose output is collected as it comes.
+pub struct Daemon {
+    child: Option<Child>,
+    pub backend: String,
+    pub socket: PathBuf,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+/// What a daemon printed by the time it exited.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    /// The finished-handshake objects.
+    pub sessions: Vec<Value>,
+    /// The final line: the GET array.
+    pub counters: Value,
+    pub stderr: String,
+}
+
+impl Daemon {
+    /// Starts `tcpeek --json -U SOCKET ARGS...` in `ns` and waits until it
+    /// captures.
+    pub fn start(ns: &Netns, backend: &str, socket: &Path, args: &[&str]) -> Daemon {
+        let mut child = ns
+            .command(&tcpeek_bin())
+            .args(["--json", "--backend", backend, "-U"])
+            .arg(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpeek");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let o = stdout.clone();
+        let e = stderr.clone();
+        let readers = vec![
+            thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    o.lock().unwrap().push(line);
+                }
+            }),
+            thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let mut s = e.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }),
+        ];
+        let mut d = Daemon {
+            child: Some(child),
+            backend: backend.to_string(),
+            socket: socket.to_path_buf(),
+            stdout,
+            stderr,
+            readers,
+        };
+        wait_for("tcpeek to start capturing", || {
+            let err = d.stderr();
+            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tcpeek ({backend}) exited early ({status}):\n{err}");
+            }
+            (err.contains("listening on") && socket.exists()).then_some(())
+        });
+        d
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Finished-handshake objects printed so far.
+    pub fn sessions(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+
+    /// Waits until at least `n` handshakes have finished.
+    pub fn wait_sessions(&self, n: usize) -> Vec<Value> {
+        wait_for(&format!("{n} finished handshakes from {} (stderr: {})", self.backend, self.stderr()), || {
+            let s = self.sessions();
+            (s.len() >= n).then_some(s)
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal`, waits for the exit and parses the output.
+    pub fn stop_with(mut self, signal: i32) -> Exited {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = wait_for("tcpeek to exit", || child.try_wait().unwrap());
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let lines = self.stdout.lock().unwrap().clone();
+        let counters = lines
+            .iter()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_array))
+            .unwrap_or(Value::Null);
+        Exited {
+            status,
+            sessions: self.sessions(),
+            counters,
+            stderr: self.stderr(),
+        }
+    }
+
+    /// SIGINT, as an operator's Ctrl-C.
+    pub fn stop(self) -> Exited {
+        self.stop_with(libc::SIGINT)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The counters of filter `name` in a GET array.
+pub fn filter<'a>(counters: &'a Value, name: &str) -> &'a Value {
+    counters
+        .as_array()
+        .and_then(|a| a.iter().find_map(|e| e.get(name)))
+        .unwrap_or_else(|| panic!("no filter {name} in {counters}"))
+}
+
+/// `(success.total, dupsyn, dupsynack, failure.total, timeout, reject, unreach)`
+pub fn counts(counters: &Value, name: &str) -> [u64; 7] {
+    let f = filter(counters, name);
+    let g = |s: &str, k: &str| f[s][k].as_u64().unwrap_or_else(|| panic!("{name}.{s}.{k} in {counters}"));
+    [
+        g("success", "total"),
+        g("success", "dupsyn"),
+        g("success", "dupsynack"),
+        g("failure", "total"),
+        g("failure", "timeout"),
+        g("failure", "reject"),
+        g("failure", "unreach"),
+    ]
+}
+
+/// The GET array without the capture element (which differs by backend).
+pub fn filter_counters(counters: &Value) -> Vec<Value> {
+    counters
+        .as_array()
+        .map(|a| a.iter().filter(|e| e.get("pcap").is_none()).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The backends to run every live test with.
+pub fn backends() -> Vec<&'static str> {
+    let mut b = vec!["pcap"];
+    if ebpf_available() {
+        b.push("ebpf");
+    }
+    b
+}
+
+/// Whether this build and kernel can run the eBPF backend.
+pub fn ebpf_available() -> bool {
+    false
+}

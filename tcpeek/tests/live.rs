@@ -1,0 +1,435 @@
+//! Live capture against real kernel TCP between two network namespaces.
+//!
+//! Each scenario runs one daemon per available backend, all watching the
+//! same interface at once, so the backends see exactly the same packets:
+//! each must report the expected counters, and all must report the same.
+//! Run as root (CI does); without root every test prints why it skipped.
+
+mod common;
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const CONNECT: Duration = Duration::from_secs(20);
+
+/// Which side's interface the daemons watch.
+#[derive(Clone, Copy)]
+enum Observer {
+    Server,
+    Client,
+}
+
+/// Daemons (one per backend) on one interface of `pair`.
+struct Watch {
+    daemons: Vec<Daemon>,
+    _dir: TempDir,
+}
+
+impl Watch {
+    fn start(pair: &Pair, at: Observer, args: &[&str]) -> Watch {
+        let dir = TempDir::new("live");
+        let (ns, ifname) = match at {
+            Observer::Server => (&pair.server, &pair.server_if),
+            Observer::Client => (&pair.client, &pair.client_if),
+        };
+        let mut all = vec!["-i", ifname.as_str()];
+        all.extend_from_slice(args);
+        let daemons = backends()
+            .into_iter()
+            .map(|b| Daemon::start(ns, b, &dir.path(&format!("{b}.sock")), &all))
+            .collect();
+        Watch { daemons, _dir: dir }
+    }
+
+    fn wait_sessions(&self, n: usize) {
+        for d in &self.daemons {
+            d.wait_sessions(n);
+        }
+    }
+
+    /// Stops every daemon (SIGINT) and checks they agree; returns their
+    /// final counters.
+    fn stop(self) -> Vec<(String, Exited)> {
+        let exited: Vec<(String, Exited)> = self
+            .daemons
+            .into_iter()
+            .map(|d| (d.backend.clone(), d.stop()))
+            .collect();
+        for (b, e) in &exited {
+            assert!(e.status.success(), "{b} exited with {}: {}", e.status, e.stderr);
+            assert!(e.stderr.contains("TCPEEK SUMMARY"), "{b}: no summary:\n{}", e.stderr);
+        }
+        let first = filter_counters(&exited[0].1.counters);
+        for (b, e) in &exited[1..] {
+            assert_eq!(
+                filter_counters(&e.counters),
+                first,
+                "{b} and {} disagree",
+                exited[0].0
+            );
+        }
+        exited
+    }
+}
+
+fn sa(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
+
+/// Asserts `counts()` of `name` in every daemon's final counters.
+fn assert_counts(exited: &[(String, Exited)], name: &str, want: [u64; 7]) {
+    for (b, e) in exited {
+        assert_eq!(
+            counts(&e.counters, name),
+            want,
+            "{b}: {name} (success, dupsyn, dupsynack, failure, timeout, reject, unreach)\nsessions: {:?}\nstderr: {}",
+            e.sessions,
+            e.stderr
+        );
+    }
+}
+
+#[test]
+fn success_is_counted_rx_at_the_server() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 8080));
+    let _l6 = pair.server.listen(sa(pair.server6, 8080));
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    for ip in [pair.server4, pair.server4, pair.server6] {
+        pair.client.connect(sa(ip, 8080), CONNECT).expect("connect");
+    }
+    w.wait_sessions(3);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [3, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "TX", [0; 7]);
+    for (_, e) in &exited {
+        for s in &e.sessions {
+            assert_eq!(s["result"], "success");
+            assert_eq!(s["dport"], 8080);
+            assert_eq!(s["filters"], serde_json::json!(["RX"]));
+        }
+        let v6: Vec<&Value> = e.sessions.iter().filter(|s| s["dst"] == pair.server6.to_string()).collect();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0]["src"], pair.client6.to_string());
+    }
+}
+
+#[test]
+fn success_is_counted_tx_at_the_client() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 8081));
+    let _l6 = pair.server.listen(sa(pair.server6, 8081));
+    let w = Watch::start(&pair, Observer::Client, &[]);
+    pair.client.connect(sa(pair.server4, 8081), CONNECT).expect("connect");
+    pair.client.connect(sa(pair.server6, 8081), CONNECT).expect("connect");
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "TX", [2, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "RX", [0; 7]);
+}
+
+#[test]
+fn closed_port_is_a_reject() {
+    require_root!();
+    let pair = Pair::new();
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    for ip in [pair.server4, pair.server6] {
+        let e = pair.client.connect(sa(ip, 9), CONNECT).expect_err("nothing listens");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [0, 0, 0, 2, 0, 2, 0]);
+}
+
+#[test]
+fn dropped_syns_time_out() {
+    require_root!();
+    let pair = Pair::new();
+    // Counted drops tell how many SYNs each attempt really sent: the
+    // kernel's give-up time (tcp_syn_retries) is a time, not a count, so a
+    // slow timer may squeeze in one more retransmission.
+    pair.server.nft(
+        "table inet t { chain in { type filter hook input priority 0; \
+         tcp dport 7003 counter drop; tcp dport 7013 counter drop; } }",
+    );
+    pair.client.sysctl("net.ipv4.tcp_syn_retries", "1");
+    let w = Watch::start(&pair, Observer::Server, &["-t", "3"]);
+    pair.client.connect(sa(pair.server4, 7003), CONNECT).expect_err("SYNs are dropped");
+    pair.client.connect(sa(pair.server6, 7013), CONNECT).expect_err("SYNs are dropped");
+    w.wait_sessions(2);
+    let sessions = w.daemons[0].sessions();
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [0, 0, 0, 2, 2, 0, 0]);
+    let rules = pair.server.exec(&["nft", "list", "ruleset"]);
+    for s in sessions {
+        assert_eq!(s["result"], "timeout");
+        let port = s["dport"].as_u64().unwrap();
+        let sent = nft_packets(&rules, &format!("tcp dport {port}"));
+        assert!(sent >= 2, "{rules}");
+        assert_eq!(s["dupsyn"].as_u64().unwrap(), sent - 1, "{s}\n{rules}");
+        // At least 1 s of retransmission, then 3 s of silence.
+        let d = s["duration"].as_f64().unwrap();
+        assert!((4.0..30.0).contains(&d), "duration {d}");
+    }
+}
+
+/// The packet count of the nft rule that contains `rule`.
+fn nft_packets(ruleset: &str, rule: &str) -> u64 {
+    let line = ruleset.lines().find(|l| l.contains(rule)).unwrap_or_else(|| panic!("no {rule} in {ruleset}"));
+    let after = &line[line.find("packets ").expect("counter") + 8..];
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn icmp_port_unreachable_with_icmp_option() {
+    require_root!();
+    let pair = Pair::new();
+    pair.server.nft(
+        "table inet t { chain in { type filter hook input priority 0; \
+         tcp dport 7004 reject with icmpx type port-unreachable; } }",
+    );
+    let w = Watch::start(&pair, Observer::Server, &["--icmp"]);
+    for ip in [pair.server4, pair.server6] {
+        pair.client.connect(sa(ip, 7004), CONNECT).expect_err("rejected by ICMP");
+    }
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [0, 0, 0, 2, 0, 0, 2]);
+    for (_, e) in &exited {
+        assert!(e.stderr.contains("ICMP Unreachable      :      2"), "{}", e.stderr);
+    }
+}
+
+#[test]
+fn first_syn_dropped_counts_a_syn_retransmission() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 7005));
+    let _l6 = pair.server.listen(sa(pair.server6, 7005));
+    // The observer (capture) sees the SYN before the input hook drops it.
+    pair.server.nft(
+        "table inet t { chain in { type filter hook input priority 0; \
+         tcp dport 7005 tcp flags & (syn|ack) == syn numgen inc mod 2 == 0 drop; } }",
+    );
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    for ip in [pair.server4, pair.server6] {
+        pair.client.connect(sa(ip, 7005), CONNECT).expect("second SYN gets through");
+    }
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [2, 2, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn lost_ack_counts_a_synack_retransmission() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 7006));
+    let _l6 = pair.server.listen(sa(pair.server6, 7006));
+    // The client's first completing ACK never reaches the observer: the
+    // server retransmits its SYN/ACK and the client acknowledges again.
+    pair.client.nft(
+        "table inet t { chain out { type filter hook output priority 0; \
+         tcp dport 7006 tcp flags & (syn|ack|fin|rst|psh) == ack numgen inc mod 2 == 0 drop; } }",
+    );
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    // Keep the connections open and silent: data would complete them too.
+    let _c4 = pair.client.connect(sa(pair.server4, 7006), CONNECT).expect("connect");
+    w.wait_sessions(1);
+    let _c6 = pair.client.connect(sa(pair.server6, 7006), CONNECT).expect("connect");
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [2, 0, 2, 0, 0, 0, 0]);
+}
+
+#[test]
+fn named_multiport_and_exclusion_filters() {
+    require_root!();
+    let pair = Pair::new();
+    let ports = [7101u16, 7102, 7103, 7104];
+    let _ls: Vec<_> = ports
+        .iter()
+        .flat_map(|&p| [pair.server.listen(sa(pair.server4, p)), pair.server.listen(sa(pair.server6, p))])
+        .collect();
+    let v6net = format!("web6:RX@[{}/64]:7101:7102", pair.client6);
+    let w = Watch::start(
+        &pair,
+        Observer::Server,
+        &["web:RX@%:7101:7102", &v6net, "v4only:RX@10.0.0.0/8:%", ":RX@%:7103", "out:TX@%:%"],
+    );
+    for ip in [pair.server4, pair.server6] {
+        for p in ports {
+            pair.client.connect(sa(ip, p), CONNECT).expect("connect");
+        }
+    }
+    // 7103 is excluded everywhere: 6 of the 8 are tracked.
+    w.wait_sessions(6);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [6, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "web", [4, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "web6", [2, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "v4only", [3, 0, 0, 0, 0, 0, 0]);
+    assert_counts(&exited, "out", [0; 7]);
+    for (_, e) in &exited {
+        assert!(e.sessions.iter().all(|s| s["dport"] != 7103));
+        let names: Vec<&str> = e.counters.as_array().unwrap().iter().filter_map(|o| o.as_object()?.keys().next().map(String::as_str)).collect();
+        assert_eq!(names, ["RX", "TX", "web", "web6", "v4only", "out", "pcap"]);
+    }
+}
+
+#[test]
+fn socket_get_refresh_and_tcpeekstat() {
+    require_root!();
+    let pair = Pair::new();
+    let _l = pair.server.listen(sa(pair.server4, 7200));
+    let w = Watch::start(&pair, Observer::Server, &["web:RX@%:7200"]);
+    pair.client.connect(sa(pair.server4, 7200), CONNECT).expect("connect");
+    pair.client.connect(sa(pair.server4, 7201), CONNECT).expect_err("closed");
+    w.wait_sessions(2);
+    for d in &w.daemons {
+        // Counters are published after each batch: poll until they show.
+        let get = wait_for("GET to show both handshakes", || {
+            let v: Value = serde_json::from_str(&request(&d.socket, "GET\r\n")).ok()?;
+            (counts(&v, "RX")[0] == 1 && counts(&v, "RX")[3] == 1).then_some(v)
+        });
+        assert_eq!(counts(&get, "web"), [1, 0, 0, 0, 0, 0, 0]);
+        assert!(get[3]["pcap"]["stats"]["recv"].as_u64().unwrap() > 0, "{get}");
+
+        let refresh: Value = serde_json::from_str(&request(&d.socket, "REFRESH\r\n")).unwrap();
+        assert_eq!(refresh[0]["RX"]["success"]["total"], 1);
+        assert_eq!(refresh[0]["RX"]["failure"], serde_json::json!({"total": 1, "timeout": 0, "reject": 1}));
+        assert_eq!(refresh.as_array().unwrap().len(), 3, "no capture element in REFRESH");
+        let again: Value = serde_json::from_str(&request(&d.socket, "REFRESH\n")).unwrap();
+        assert_eq!(again[0]["RX"]["success"]["total"], 0, "the baseline moved");
+
+        let stat = Command::new(tcpeekstat_bin()).arg("-U").arg(&d.socket).output().unwrap();
+        assert!(stat.status.success());
+        let table = String::from_utf8_lossy(&stat.stdout);
+        assert!(table.contains("RX") && table.contains("web") && table.contains("reject"), "{table}");
+        let json = Command::new(tcpeekstat_bin()).arg("-U").arg(&d.socket).arg("-j").output().unwrap();
+        let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(counts(&v, "web"), [1, 0, 0, 0, 0, 0, 0]);
+    }
+    let exited = w.stop();
+    for (b, e) in &exited {
+        for d in [format!("{b}.sock")] {
+            assert!(!e.stderr.contains("error"), "{d}: {}", e.stderr);
+        }
+    }
+}
+
+fn request(path: &std::path::Path, line: &str) -> String {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let mut s = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(line.as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn sigint_and_sigterm_print_the_summary_and_remove_the_socket() {
+    require_root!();
+    let pair = Pair::new();
+    let _l = pair.server.listen(sa(pair.server4, 7300));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let w = Watch::start(&pair, Observer::Server, &["--icmp"]);
+        pair.client.connect(sa(pair.server4, 7300), CONNECT).expect("connect");
+        w.wait_sessions(1);
+        for d in w.daemons {
+            let socket = d.socket.clone();
+            let e = d.stop_with(signal);
+            assert!(e.status.success(), "{}: {}", e.status, e.stderr);
+            let summary = &e.stderr[e.stderr.find("========== TCPEEK SUMMARY").expect("summary")..];
+            assert!(summary.contains(" RX\n   Success: 1 session\n"), "{summary}");
+            assert!(summary.contains("ICMP Unreachable"), "{summary}");
+            assert!(summary.contains("   pending  : 0"), "{summary}");
+            assert!(!socket.exists(), "socket left behind");
+        }
+    }
+}
+
+#[test]
+fn replaying_a_capture_of_the_run_gives_the_same_counters() {
+    require_root!();
+    let pair = Pair::new();
+    let dir = TempDir::new("replay");
+    let pcap = dir.path("run.pcap");
+    let _l4 = pair.server.listen(sa(pair.server4, 7400));
+    let _l6 = pair.server.listen(sa(pair.server6, 7400));
+    pair.server.nft(
+        "table inet t { chain in { type filter hook input priority 0; \
+         tcp dport 7401 drop; \
+         tcp dport 7400 tcp flags & (syn|ack) == syn numgen inc mod 3 == 0 drop; } }",
+    );
+    pair.client.sysctl("net.ipv4.tcp_syn_retries", "1");
+    let mut dump = pair
+        .server
+        .command(std::path::Path::new("tcpdump"))
+        .args(["-i", &pair.server_if, "-U", "-n", "-s", "256", "-w"])
+        .arg(&pcap)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump (apt-get install tcpdump)");
+    let dump_err = dump.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(dump_err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    wait_for("tcpdump to listen", || rx.try_recv().ok().filter(|l| l.contains("listening on")));
+
+    let filters = ["web:RX@%:7400", "v6:RX@[fd00::/16]:%"];
+    let w = Watch::start(&pair, Observer::Server, &["-t", "3", filters[0], filters[1]]);
+    for ip in [pair.server4, pair.server6] {
+        for _ in 0..3 {
+            pair.client.connect(sa(ip, 7400), CONNECT).expect("connect");
+        }
+        pair.client.connect(sa(ip, 7402), CONNECT).expect_err("closed");
+        pair.client.connect(sa(ip, 7401), CONNECT).expect_err("dropped");
+    }
+    // Two timeouts need packet time to move past them in the file: one more
+    // handshake after they were reported.
+    w.wait_sessions(10);
+    pair.client.connect(sa(pair.server4, 7400), CONNECT).expect("connect");
+    w.wait_sessions(11);
+    let live = w.stop();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(dump.id() as i32, libc::SIGINT) };
+    let _ = dump.wait();
+
+    let local4 = pair.server4.to_string();
+    let local6 = pair.server6.to_string();
+    let out = Command::new(tcpeek_bin())
+        .arg("-r")
+        .arg(&pcap)
+        .args(["--json", "-q", "-t", "3", "--local", &local4, "--local", &local6, filters[0], filters[1]])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let replay: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        filter_counters(&replay),
+        filter_counters(&live[0].1.counters),
+        "replay differs from the live run; stderr: {stderr}"
+    );
+    // Every third SYN to 7400 is dropped (numgen counts from 0): of the
+    // SYNs #0..#10 that the 7 attempts send, #0, #3, #6 and #9 are lost, so
+    // the 1st, 3rd, 5th and 7th attempts retransmit.
+    assert_counts(&live, "web", [7, 4, 0, 0, 0, 0, 0]);
+    assert_eq!(replay[4]["pcap"]["stats"]["pending"], 0, "{replay}");
+}
