@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Everything tcpeek needs on a fresh Debian 12 machine (run as root):
+# libpcap headers to build, the eBPF toolchain (scripts/setup-ebpf.sh), and
+# what the privileged tests use (iproute2 for namespaces, nftables to make
+# packets go missing, tcpdump to record a run for replay).
+#
+# Idempotent: each step checks first, so it is cheap to run before every
+# build or test (the xtask commands do).
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root (apt-get install)"; exit 1
+fi
+
+pkgs=(libpcap-dev tcpdump nftables iproute2 pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+    log "packages present: ${pkgs[*]}"
+fi
+
+exec "$(dirname "$0")/setup-ebpf.sh"
