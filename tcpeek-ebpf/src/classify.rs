@@ -1,0 +1,233 @@
+//! What to report: SYN, SYN/ACK, RST, the ACK that completes a handshake,
+//! and ICMP/ICMPv6 destination-unreachable errors quoting a TCP segment.
+//!
+//! Hot path: a TCP segment without SYN or RST (nearly every packet of a busy
+//! server) costs the header walk plus, if ACK is set, one hash lookup of its
+//! tuple in the map of handshakes waiting for their final ACK. Everything
+//! else (not TCP/ICMP, malformed) is passed after the walk.
+
+use tcpeek_common::{
+    tcp_flags::{ACK, RST, SYN},
+    Event, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH, KIND_TCP,
+};
+
+use crate::{
+    headers::{self, Ip, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP},
+    maps::{count, emit, KeyV4, KeyV6, TCPEEK_HS_V4, TCPEEK_HS_V6},
+    packet::{Header, Packet, Skip},
+};
+
+/// ICMP type 3, destination unreachable (RFC 792).
+const ICMP_DEST_UNREACH: u8 = 3;
+/// ICMPv6 type 1, destination unreachable (RFC 4443 section 3.1).
+const ICMPV6_DEST_UNREACH: u8 = 1;
+/// Size of the ICMP/ICMPv6 header before the quoted packet.
+const ICMP_HLEN: usize = 8;
+
+/// Classifies one packet seen in direction `dir`.
+#[inline(always)]
+pub fn classify(pkt: &Packet, dir: u8) -> Result<(), Skip> {
+    let ip = headers::l3(pkt)?;
+    match (ip.proto, ip.v6) {
+        (IPPROTO_TCP, _) => tcp(pkt, &ip, dir),
+        (IPPROTO_ICMP, false) | (IPPROTO_ICMPV6, true) => icmp_unreach(pkt, &ip, dir),
+        _ => Err(Skip::Pass),
+    }
+}
+
+#[inline(always)]
+fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
+    let th = pkt.header::<20>(ip.l4)?;
+    let flags = th.u8::<13>();
+    let doff = ((th.u8::<12>() >> 4) as u32) * 4;
+    if doff < 20 {
+        return Err(Skip::Pass);
+    }
+    if flags & (SYN | RST) == 0 {
+        if flags & ACK == 0 {
+            return Err(Skip::Pass);
+        }
+        return final_ack(pkt, ip, &th, doff, dir);
+    }
+
+    let ev = tcp_event(pkt, ip, &th, doff, dir)?;
+    if flags & RST != 0 {
+        // Either side may reset: forget the handshake keyed both ways.
+        forget(pkt, ip, &th, false)?;
+        forget(pkt, ip, &th, true)?;
+    } else if flags & ACK != 0 {
+        remember(pkt, ip, &th)?;
+    }
+    emit(ev);
+    Ok(())
+}
+
+/// An ACK segment (SYN and RST clear): reported only if it is the one a
+/// remembered SYN/ACK waits for. Data on it is fine (RFC 9293 3.5 allows
+/// the third segment to carry data).
+#[inline(always)]
+fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<(), Skip> {
+    let ack = th.n32::<8>();
+    if ip.v6 {
+        let key = key_v6(pkt, ip, th, false)?;
+        // SAFETY: the value is a plain u32 read once; a concurrent delete can
+        // at worst make us read a recycled entry's value (a missed event).
+        match unsafe { TCPEEK_HS_V6.get(&key) } {
+            Some(&expected) if expected == ack => {}
+            _ => return Ok(()),
+        }
+        let _ = TCPEEK_HS_V6.remove(&key);
+    } else {
+        let key = key_v4(pkt, ip, th, false)?;
+        // SAFETY: as above.
+        match unsafe { TCPEEK_HS_V4.get(&key) } {
+            Some(&expected) if expected == ack => {}
+            _ => return Ok(()),
+        }
+        let _ = TCPEEK_HS_V4.remove(&key);
+    }
+    emit(tcp_event(pkt, ip, th, doff, dir)?);
+    Ok(())
+}
+
+/// SYN/ACK: remember the reversed tuple and the ACK number that completes
+/// the handshake (its sequence number + 1, RFC 9293 3.5).
+#[inline(always)]
+fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>) -> Result<(), Skip> {
+    let expected = th.be32::<4>().wrapping_add(1).to_be();
+    let res = if ip.v6 {
+        TCPEEK_HS_V6.insert(key_v6(pkt, ip, th, true)?, expected, 0)
+    } else {
+        TCPEEK_HS_V4.insert(key_v4(pkt, ip, th, true)?, expected, 0)
+    };
+    if res.is_err() {
+        count(tcpeek_common::stat::MAP_FULL);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn forget(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<(), Skip> {
+    // A missing entry (-ENOENT) is the common case, not a failure.
+    if ip.v6 {
+        let _ = TCPEEK_HS_V6.remove(key_v6(pkt, ip, th, reversed)?);
+    } else {
+        let _ = TCPEEK_HS_V4.remove(key_v4(pkt, ip, th, reversed)?);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn key_v4(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV4, Skip> {
+    let h = pkt.header::<20>(ip.l3)?;
+    let (s, d, ports) = (h.n32::<12>(), h.n32::<16>(), th.n32::<0>());
+    Ok(if reversed {
+        // The two ports swap places whatever the host byte order.
+        KeyV4 {
+            saddr: d,
+            daddr: s,
+            ports: ports.rotate_left(16),
+        }
+    } else {
+        KeyV4 {
+            saddr: s,
+            daddr: d,
+            ports,
+        }
+    })
+}
+
+#[inline(always)]
+fn key_v6(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV6, Skip> {
+    let h = pkt.header::<40>(ip.l3)?;
+    let (s, d, ports) = (h.bytes16::<8>(), h.bytes16::<24>(), th.n32::<0>());
+    Ok(if reversed {
+        KeyV6 {
+            saddr: d,
+            daddr: s,
+            ports: ports.rotate_left(16),
+        }
+    } else {
+        KeyV6 {
+            saddr: s,
+            daddr: d,
+            ports,
+        }
+    })
+}
+
+/// An event with the addresses of the IP header at `ip.l3` and `family`.
+#[inline(always)]
+fn ip_event(pkt: &Packet, ip: &Ip, dir: u8) -> Result<Event, Skip> {
+    let mut ev = Event::ZERO;
+    if ip.v6 {
+        let h = pkt.header::<40>(ip.l3)?;
+        ev.saddr = h.bytes16::<8>();
+        ev.daddr = h.bytes16::<24>();
+        ev.family = FAMILY_V6;
+    } else {
+        let h = pkt.header::<20>(ip.l3)?;
+        ev.saddr[..4].copy_from_slice(&h.n32::<12>().to_ne_bytes());
+        ev.daddr[..4].copy_from_slice(&h.n32::<16>().to_ne_bytes());
+        ev.family = FAMILY_V4;
+    }
+    ev.direction = dir;
+    Ok(ev)
+}
+
+#[inline(always)]
+fn tcp_event(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<Event, Skip> {
+    let mut ev = ip_event(pkt, ip, dir)?;
+    ev.kind = KIND_TCP;
+    ev.sport = th.be16::<0>();
+    ev.dport = th.be16::<2>();
+    ev.seq = th.be32::<4>();
+    ev.ack = th.be32::<8>();
+    ev.tcp_flags = th.u8::<13>();
+    let payload = ip.l4_len.saturating_sub(doff);
+    ev.payload_len = if payload > u16::MAX as u32 {
+        u16::MAX
+    } else {
+        payload as u16
+    };
+    Ok(ev)
+}
+
+/// ICMP type 3 / ICMPv6 type 1 quoting an IP header and at least the first
+/// 8 bytes of a TCP header (RFC 792 only guarantees those: ports and seq).
+#[inline(always)]
+fn icmp_unreach(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
+    let h = pkt.header::<ICMP_HLEN>(ip.l4)?;
+    let (ty, code) = (h.u8::<0>(), h.u8::<1>());
+    let quoted = if ip.v6 {
+        if ty != ICMPV6_DEST_UNREACH {
+            return Err(Skip::Pass);
+        }
+        headers::ipv6(pkt, ip.l4 + ICMP_HLEN)?
+    } else {
+        if ty != ICMP_DEST_UNREACH {
+            return Err(Skip::Pass);
+        }
+        headers::ipv4(pkt, ip.l4 + ICMP_HLEN)?
+    };
+    if quoted.proto != IPPROTO_TCP {
+        return Err(Skip::Pass);
+    }
+    let th = pkt.header::<8>(quoted.l4)?;
+    // The flags byte is at offset 13: only there if the router quoted more
+    // than RFC 792's minimum (Linux quotes as much as fits).
+    let flags = match pkt.header::<14>(quoted.l4) {
+        Ok(t) => t.u8::<13>(),
+        Err(_) => 0,
+    };
+    let mut ev = ip_event(pkt, &quoted, dir)?;
+    ev.kind = KIND_ICMP_UNREACH;
+    ev.sport = th.be16::<0>();
+    ev.dport = th.be16::<2>();
+    ev.seq = th.be32::<4>();
+    ev.tcp_flags = flags;
+    ev.icmp_type = ty;
+    ev.icmp_code = code;
+    emit(ev);
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Entry points of tcpeek's kernel side: a TC classifier for each direction,
+//! an XDP program for ingress, and an empty classifier that the benchmark
+//! uses as its baseline. Each is a thin wrapper around [`classify`]; none
+//! drops, redirects or rewrites a packet.
+#![cfg_attr(target_arch = "bpf", no_std, no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod classify;
+#[cfg(target_arch = "bpf")]
+mod headers;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod packet;
+#[cfg(target_arch = "bpf")]
+mod programs;
+
+/// Built for the host (`cargo build --workspace`), this crate is nothing.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    eprintln!("tcpeek-ebpf is an eBPF object; tcpeek's build.rs builds it for bpfel-unknown-none");
+}
