@@ -4,6 +4,7 @@
 //! reports what it saw and what it could not deliver as [`CaptureStats`].
 
 pub mod decode;
+pub mod ebpf;
 pub mod pcap;
 
 /// What a capture backend saw and lost, reported in the summary and on the

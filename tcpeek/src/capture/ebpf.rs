@@ -1,0 +1,684 @@
+//! The eBPF capture backend: loads tcpeek's kernel classifier (built from
+//! `tcpeek-ebpf` by `build.rs` and embedded in the binary), attaches it to one
+//! interface, and reads its [`Event`]s from a BPF ring buffer.
+//!
+//! Hooks: TC egress always; TC ingress, or XDP ingress with
+//! [`EbpfOptions::xdp`]. TC programs are attached as TCX links (Linux >= 6.6),
+//! which the kernel detaches by itself when the process exits, even on
+//! SIGKILL; on older kernels they fall back to a `clsact` qdisc with netlink
+//! filters, which [`EbpfCapture`]'s drop removes (a SIGKILLed process cannot
+//! clean up, so the next [`EbpfCapture::open`] removes stale tcpeek filters).
+//! XDP uses a BPF link too (Linux >= 5.9).
+//!
+//! The kernel side stamps events with `bpf_ktime_get_ns()` (CLOCK_MONOTONIC);
+//! [`EbpfCapture`] converts to Unix-epoch nanoseconds with an offset taken
+//! once at open, so that differences between events (handshake RTTs) stay
+//! exact even if the wall clock is stepped while tcpeek runs.
+
+use std::{
+    io,
+    os::fd::AsRawFd as _,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{
+        tc::{self, NlOptions, TcAttachOptions},
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+    },
+    Ebpf, EbpfLoader,
+};
+use tcpeek_common::{stat, Event, EVENT_SIZE};
+use tokio::io::unix::AsyncFd;
+
+use super::CaptureStats;
+
+/// Names in the eBPF object: the contract with `tcpeek-ebpf`.
+pub mod names {
+    /// TC classifier for ingress (events get `DIR_INGRESS`).
+    pub const PROG_TC_INGRESS: &str = "tcpeek_tc_in";
+    /// TC classifier for egress (events get `DIR_EGRESS`).
+    pub const PROG_TC_EGRESS: &str = "tcpeek_tc_eg";
+    /// XDP program for ingress (events get `DIR_INGRESS`).
+    pub const PROG_XDP: &str = "tcpeek_xdp";
+    /// A classifier that only returns `TC_ACT_PIPE`: the benchmark baseline.
+    pub const PROG_EMPTY: &str = "tcpeek_empty";
+    /// Ring buffer of [`tcpeek_common::Event`] records.
+    pub const MAP_EVENTS: &str = "TCPEEK_EVENTS";
+    /// Per-CPU `u64` counters indexed by [`tcpeek_common::stat`].
+    pub const MAP_STATS: &str = "TCPEEK_STATS";
+    /// IPv4 handshakes waiting for their final ACK (LRU hash).
+    pub const MAP_HANDSHAKES_V4: &str = "TCPEEK_HS_V4";
+    /// IPv6 handshakes waiting for their final ACK (LRU hash).
+    pub const MAP_HANDSHAKES_V6: &str = "TCPEEK_HS_V6";
+}
+
+/// The compiled eBPF object, embedded at build time.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tcpeek-ebpf"));
+
+/// Default ring buffer size: 4 MiB, 65536 events.
+pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
+
+/// Events converted per [`EbpfCapture::drain`] call at most, so that a
+/// reader cannot be kept in one call forever by a producer as fast as it.
+const MAX_BATCH: usize = 65536;
+
+/// How TC programs are attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TcMode {
+    /// TCX links, or netlink filters if the kernel has no TCX.
+    #[default]
+    Auto,
+    /// TCX links only (Linux >= 6.6).
+    Tcx,
+    /// `clsact` qdisc + netlink filters (the pre-6.6 way; for tests).
+    Netlink,
+}
+
+/// What [`EbpfCapture::open`] sets up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EbpfOptions {
+    /// Use XDP instead of TC for ingress. XDP runs before the kernel
+    /// allocates an skb (cheaper on a flooded NIC) but does not see packets
+    /// the host sends to itself through this interface.
+    pub xdp: bool,
+    /// Ring buffer size in bytes: a power of two multiple of the page size;
+    /// 0 means [`DEFAULT_RING_BYTES`].
+    pub ring_bytes: u32,
+    /// How to attach the TC programs.
+    pub tc_mode: TcMode,
+}
+
+impl Default for EbpfOptions {
+    fn default() -> Self {
+        Self {
+            xdp: false,
+            ring_bytes: DEFAULT_RING_BYTES,
+            tc_mode: TcMode::Auto,
+        }
+    }
+}
+
+/// Counters of the kernel side, summed over CPUs, plus the reader's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EbpfStats {
+    /// Packets the programs looked at.
+    pub packets: u64,
+    /// Events written to the ring buffer.
+    pub events: u64,
+    /// Events lost because the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// SYN/ACKs whose handshake could not be remembered (map insert failed).
+    pub map_full: u64,
+    /// Ring buffer records of the wrong size (a mismatched object; never
+    /// expected).
+    pub bad_records: u64,
+}
+
+impl From<EbpfStats> for CaptureStats {
+    fn from(s: EbpfStats) -> Self {
+        CaptureStats {
+            recv: s.packets,
+            drop: s.ringbuf_full,
+            ifdrop: s.map_full,
+            malformed: s.bad_records,
+        }
+    }
+}
+
+/// Why the eBPF backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("interface {iface:?} does not exist")]
+    NoSuchInterface { iface: String },
+    #[error(
+        "eBPF capture on {iface:?} needs {missing} (run as root, or grant the \
+         capabilities to the binary: setcap cap_bpf,cap_net_admin,cap_perfmon+ep)"
+    )]
+    Privileges { iface: String, missing: String },
+    #[error(
+        "ring buffer size {bytes}: must be a power of two and a multiple of the \
+         page size ({page} bytes)"
+    )]
+    RingSize { bytes: u32, page: usize },
+    #[error(
+        "loading the eBPF classifier failed (needs Linux >= 5.8 for BPF ring \
+         buffers; see the verifier output, if any)"
+    )]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("the eBPF object has no {what} {name:?} (tcpeek and tcpeek-ebpf out of sync)")]
+    Object {
+        what: &'static str,
+        name: &'static str,
+    },
+    #[error("the eBPF object's {name} map is unusable")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+    #[error("loading program {program} for {iface:?} failed")]
+    LoadProgram {
+        iface: String,
+        program: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("attaching {program} to {iface:?} {hook} failed{hint}")]
+    Attach {
+        iface: String,
+        program: &'static str,
+        hook: &'static str,
+        hint: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+}
+
+/// The classifier attached to one interface, and its ring buffer.
+///
+/// Dropping it detaches everything it attached: the programs and their
+/// links first, then a `clsact` qdisc it added.
+pub struct EbpfCapture {
+    iface: String,
+    ring: Ring,
+    stats: PerCpuArray<MapData, u64>,
+    bad_records: u64,
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC, in ns, taken at open.
+    mono_to_epoch_ns: i64,
+    /// `None` only during drop.
+    attached: Option<Attached>,
+}
+
+/// What must be undone, in the network namespace it was done in.
+struct Attached {
+    /// Programs and their links (dropped first: detached).
+    ebpf: Ebpf,
+    /// A `clsact` qdisc this capture added (netlink fallback only).
+    _qdisc: Option<ClsactGuard>,
+    /// The network namespace `open` ran in (`/proc/thread-self/ns/net`).
+    netns: Option<std::fs::File>,
+}
+
+impl Drop for EbpfCapture {
+    fn drop(&mut self) {
+        let Some(attached) = self.attached.take() else {
+            return;
+        };
+        // Netlink filters and the qdisc are addressed by interface index,
+        // which only means something in the namespace of `open`: if this
+        // thread is elsewhere (a test, a daemon that moved), detach from a
+        // thread that enters that namespace. TCX and XDP links are file
+        // descriptors and detach anywhere.
+        match &attached.netns {
+            Some(ns) if !in_netns(ns) => {
+                let _ = std::thread::spawn(move || {
+                    let ns = attached.netns.as_ref().map(|f| f.as_raw_fd());
+                    // SAFETY: a valid namespace fd; this thread is ours.
+                    if ns.is_some_and(|fd| unsafe { libc::setns(fd, libc::CLONE_NEWNET) } == 0) {
+                        drop(attached);
+                    } else {
+                        // Cannot reach the namespace: detaching by index
+                        // here could hit another interface. Leave the
+                        // netlink filters (a later open removes them).
+                        std::mem::forget(attached);
+                    }
+                })
+                .join();
+            }
+            _ => drop(attached),
+        }
+    }
+}
+
+/// Whether the calling thread is in network namespace `ns`.
+fn in_netns(ns: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (ns.metadata(), std::fs::metadata("/proc/thread-self/ns/net")) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => true,
+    }
+}
+
+/// The ring buffer, wrapped in an `AsyncFd` on first async use (so that
+/// `open` and `drain` work without a tokio runtime).
+enum Ring {
+    Plain(RingBuf<MapData>),
+    Async(AsyncFd<RingBuf<MapData>>),
+    Moving,
+}
+
+impl Ring {
+    fn get_mut(&mut self) -> &mut RingBuf<MapData> {
+        match self {
+            Ring::Plain(r) => r,
+            Ring::Async(a) => a.get_mut(),
+            Ring::Moving => unreachable!("ring buffer lost while registering with tokio"),
+        }
+    }
+}
+
+impl EbpfCapture {
+    /// Loads the classifier and attaches it to `iface`.
+    pub fn open(iface: &str, opts: EbpfOptions) -> Result<EbpfCapture, EbpfError> {
+        let ifindex = ifindex(iface).ok_or_else(|| EbpfError::NoSuchInterface {
+            iface: iface.to_owned(),
+        })?;
+        check_privileges(iface)?;
+        let mut ebpf = load(opts.ring_bytes)?;
+
+        let mut qdisc = None;
+        let ingress = if opts.xdp {
+            attach_xdp(&mut ebpf, iface)?;
+            None
+        } else {
+            Some(TcAttachType::Ingress)
+        };
+        for (program, attach_type) in [
+            ingress.map(|t| (names::PROG_TC_INGRESS, t)),
+            Some((names::PROG_TC_EGRESS, TcAttachType::Egress)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            attach_tc(
+                &mut ebpf,
+                iface,
+                ifindex,
+                program,
+                attach_type,
+                opts.tc_mode,
+                &mut qdisc,
+            )?;
+        }
+
+        let ring = take_map(&mut ebpf, names::MAP_EVENTS, RingBuf::try_from)?;
+        let stats = take_map(&mut ebpf, names::MAP_STATS, PerCpuArray::try_from)?;
+        Ok(EbpfCapture {
+            iface: iface.to_owned(),
+            ring: Ring::Plain(ring),
+            stats,
+            bad_records: 0,
+            mono_to_epoch_ns: mono_to_epoch_offset_ns(),
+            attached: Some(Attached {
+                ebpf,
+                _qdisc: qdisc,
+                netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
+            }),
+        })
+    }
+
+    /// The interface this capture is attached to.
+    pub fn interface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Appends the events waiting in the ring buffer to `out` without
+    /// blocking; returns how many were appended (at most 65536 per call).
+    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
+        drain_ring(
+            self.ring.get_mut(),
+            self.mono_to_epoch_ns,
+            &mut self.bad_records,
+            out,
+        )
+        .0
+    }
+
+    /// Waits until events are available, then appends them to `out` (at
+    /// least one, at most 65536). Needs a tokio runtime with I/O enabled.
+    pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
+        if let Ring::Plain(_) = self.ring {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(io::Error::other(
+                    "EbpfCapture::next_batch needs a tokio runtime",
+                ));
+            }
+            let Ring::Plain(ring) = std::mem::replace(&mut self.ring, Ring::Moving) else {
+                unreachable!()
+            };
+            // SAFETY: the ring buffer map owns its fd and keeps it open, the
+            // same fd, for as long as it lives, and the AsyncFd owns it.
+            match unsafe { AsyncFd::register(ring) } {
+                Ok(afd) => self.ring = Ring::Async(afd),
+                Err(e) => {
+                    let (ring, err) = e.into_parts();
+                    self.ring = Ring::Plain(ring);
+                    return Err(err);
+                }
+            }
+        }
+        let Ring::Async(afd) = &mut self.ring else {
+            unreachable!()
+        };
+        loop {
+            let mut guard = afd.readable_mut().await?;
+            let (n, more) = drain_ring(
+                guard.get_inner_mut(),
+                self.mono_to_epoch_ns,
+                &mut self.bad_records,
+                out,
+            );
+            if !more {
+                // Drained to empty. tokio keeps the readiness if the kernel
+                // signalled new data since `readable_mut` returned.
+                guard.clear_ready();
+            }
+            if n > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The kernel side's counters summed over CPUs.
+    pub fn stats(&self) -> EbpfStats {
+        let sum = |idx: u32| -> u64 {
+            self.stats
+                .get(&idx, 0)
+                .map(|v| v.iter().copied().fold(0u64, u64::wrapping_add))
+                .unwrap_or(0)
+        };
+        EbpfStats {
+            packets: sum(stat::PACKETS),
+            events: sum(stat::EVENTS),
+            ringbuf_full: sum(stat::RINGBUF_FULL),
+            map_full: sum(stat::MAP_FULL),
+            bad_records: self.bad_records,
+        }
+    }
+
+    /// Kernel ids of the programs this capture loaded (for diagnostics, and
+    /// to check after exit that nothing stayed attached).
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.attached
+            .iter()
+            .flat_map(|a| a.ebpf.programs())
+            .filter_map(|(_, p)| p.info().ok())
+            .map(|info| info.id())
+            .collect()
+    }
+
+    /// The ring buffer's file descriptor (readable when events wait), for
+    /// callers with their own poll loop.
+    pub fn ring_fd(&mut self) -> std::os::fd::RawFd {
+        self.ring.get_mut().as_raw_fd()
+    }
+}
+
+/// The embedded eBPF object, for tests and benchmarks that load it
+/// themselves (e.g. to run programs with `BPF_PROG_TEST_RUN`).
+pub fn object() -> &'static [u8] {
+    OBJECT
+}
+
+/// Loads (creates the maps of) the embedded object with a ring buffer of
+/// `ring_bytes` (0: default). Programs are not loaded into the kernel yet.
+pub fn load(ring_bytes: u32) -> Result<Ebpf, EbpfError> {
+    let ring_bytes = if ring_bytes == 0 {
+        DEFAULT_RING_BYTES
+    } else {
+        ring_bytes
+    };
+    let page = page_size();
+    if !ring_bytes.is_power_of_two() || !(ring_bytes as usize).is_multiple_of(page) {
+        return Err(EbpfError::RingSize {
+            bytes: ring_bytes,
+            page,
+        });
+    }
+    EbpfLoader::new()
+        .map_max_entries(names::MAP_EVENTS, ring_bytes)
+        .load(OBJECT)
+        .map_err(|e| EbpfError::Load(Box::new(e)))
+}
+
+/// Converts one ring buffer record; `None` if its size is not [`EVENT_SIZE`].
+pub fn decode_record(record: &[u8]) -> Option<Event> {
+    (record.len() == EVENT_SIZE).then(|| bytemuck::pod_read_unaligned::<Event>(record))
+}
+
+/// CLOCK_REALTIME - CLOCK_MONOTONIC in nanoseconds, the realtime read taken
+/// between two monotonic reads (their midpoint) to halve the error.
+pub fn mono_to_epoch_offset_ns() -> i64 {
+    let mono = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write to.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let m1 = mono();
+    let real = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let m2 = mono();
+    real - (m1 + (m2 - m1) / 2)
+}
+
+fn ifindex(iface: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(iface).ok()?;
+    // SAFETY: `name` is a NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Drains up to [`MAX_BATCH`] records; returns (events appended, whether
+/// records may remain).
+fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    offset_ns: i64,
+    bad_records: &mut u64,
+    out: &mut Vec<Event>,
+) -> (usize, bool) {
+    let mut n = 0;
+    for _ in 0..MAX_BATCH {
+        let Some(item) = ring.next() else {
+            return (n, false);
+        };
+        match decode_record(&item) {
+            Some(mut ev) => {
+                ev.ts_ns = (ev.ts_ns as i64).wrapping_add(offset_ns) as u64;
+                out.push(ev);
+                n += 1;
+            }
+            None => *bad_records += 1,
+        }
+    }
+    (n, true)
+}
+
+fn take_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    conv: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, EbpfError> {
+    let map = ebpf
+        .take_map(name)
+        .ok_or(EbpfError::Object { what: "map", name })?;
+    conv(map).map_err(|source| EbpfError::Map {
+        name,
+        source: Box::new(source),
+    })
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Capabilities from `/proc/self/status` (CapEff), checked up front so that
+/// the error says what is missing instead of a bare EPERM from some syscall.
+fn check_privileges(iface: &str) -> Result<(), EbpfError> {
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let Some(eff) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+    else {
+        return Ok(()); // Unknown: let the syscalls decide.
+    };
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
+        // Direct packet access by non-SYS_ADMIN loaders needs CAP_PERFMON.
+        missing.push("CAP_PERFMON");
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(EbpfError::Privileges {
+            iface: iface.to_owned(),
+            missing: missing.join(", "),
+        })
+    }
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, iface: &str) -> Result<(), EbpfError> {
+    let program = names::PROG_XDP;
+    let prog: &mut Xdp = program_mut(ebpf, iface, program)?;
+    prog.load().map_err(|source| EbpfError::LoadProgram {
+        iface: iface.to_owned(),
+        program,
+        source: Box::new(source),
+    })?;
+    // Default mode: the driver's native XDP if it has one, else generic.
+    prog.attach(iface, XdpMode::Default)
+        .map_err(|source| EbpfError::Attach {
+            iface: iface.to_owned(),
+            program,
+            hook: "XDP",
+            hint: " (XDP links need Linux >= 5.9; another XDP program may be attached)",
+            source: Box::new(source),
+        })?;
+    Ok(())
+}
+
+fn program_mut<'a, P>(
+    ebpf: &'a mut Ebpf,
+    iface: &str,
+    program: &'static str,
+) -> Result<&'a mut P, EbpfError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf.program_mut(program).ok_or(EbpfError::Object {
+        what: "program",
+        name: program,
+    })?;
+    prog.try_into().map_err(|source| EbpfError::LoadProgram {
+        iface: iface.to_owned(),
+        program,
+        source: Box::new(source),
+    })
+}
+
+fn attach_tc(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    ifindex: u32,
+    program: &'static str,
+    attach_type: TcAttachType,
+    mode: TcMode,
+    qdisc: &mut Option<ClsactGuard>,
+) -> Result<(), EbpfError> {
+    let hook = if attach_type == TcAttachType::Ingress {
+        "TC ingress"
+    } else {
+        "TC egress"
+    };
+    let prog: &mut SchedClassifier = program_mut(ebpf, iface, program)?;
+    prog.load().map_err(|source| EbpfError::LoadProgram {
+        iface: iface.to_owned(),
+        program,
+        source: Box::new(source),
+    })?;
+    let attach_err = |source, hint| EbpfError::Attach {
+        iface: iface.to_owned(),
+        program,
+        hook,
+        hint,
+        source: Box::new(source),
+    };
+
+    if mode != TcMode::Netlink {
+        // Ingress first: see packets as they arrived, before other programs
+        // (a firewall, a NAT) drop or rewrite them. Egress last: see them as
+        // they leave, after such programs.
+        let order = if attach_type == TcAttachType::Ingress {
+            LinkOrder::first()
+        } else {
+            LinkOrder::last()
+        };
+        match prog.attach_with_options(iface, attach_type, TcAttachOptions::TcxOrder(order)) {
+            Ok(_) => return Ok(()),
+            Err(e) if mode == TcMode::Tcx => {
+                return Err(attach_err(e, " (TCX needs Linux >= 6.6)"))
+            }
+            Err(_) => {} // No TCX: fall back to netlink.
+        }
+    }
+
+    if qdisc.is_none() {
+        // Ok: we added it (and remove it on drop). Err: it was already
+        // there (EEXIST) or cannot be (then attaching fails, with a reason).
+        if tc::qdisc_add_clsact(iface).is_ok() {
+            *qdisc = Some(ClsactGuard {
+                iface: iface.to_owned(),
+                ifindex,
+            });
+        }
+    }
+    // A previous tcpeek killed with SIGKILL cannot have removed its filters.
+    let _ = tc::qdisc_detach_program(iface, attach_type, program);
+    prog.attach_with_options(
+        iface,
+        attach_type,
+        TcAttachOptions::Netlink(NlOptions::default()),
+    )
+    .map_err(|e| attach_err(e, " (with a clsact qdisc and a netlink filter)"))?;
+    Ok(())
+}
+
+/// Removes the `clsact` qdisc that this capture added (which also removes
+/// every filter on it). aya has no call for deleting a qdisc, so this uses
+/// tc(8); it only runs on kernels without TCX.
+struct ClsactGuard {
+    iface: String,
+    ifindex: u32,
+}
+
+impl Drop for ClsactGuard {
+    fn drop(&mut self) {
+        // The interface may have been renamed or deleted meanwhile: check
+        // that the name still means the same interface.
+        if ifindex(&self.iface) != Some(self.ifindex) {
+            return;
+        }
+        let _ = std::process::Command::new("tc")
+            .args(["qdisc", "del", "dev", &self.iface, "clsact"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
