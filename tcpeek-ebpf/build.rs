@@ -6,6 +6,10 @@
 //!   otherwise become four byte loads and three shifts. The verifier accepts
 //!   misaligned packet and map-value loads on architectures with efficient
 //!   unaligned access (x86-64, arm64), i.e. everywhere tcpeek runs.
+//!   Caveat: the verifier always rejects misaligned *stack* accesses, and
+//!   with this feature LLVM may emit some when copying a struct through the
+//!   stack (seen with `RingBuf::output(&event)`): the privileged tests load
+//!   every program, so such a change fails them.
 //!
 //! (The CPU level is rustc's `generic`, which LLVM 22 maps to v3: ALU32 and
 //! JMP32, kernel >= 5.1. rustc passes `--cpu` itself, so it cannot be set here.)

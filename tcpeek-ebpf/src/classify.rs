@@ -13,7 +13,10 @@ use tcpeek_common::{
 
 use crate::{
     headers::{self, Ip, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP},
-    maps::{count, emit, KeyV4, KeyV6, TCPEEK_HS_V4, TCPEEK_HS_V6},
+    maps::{
+        count, emit, fold64, hint_insert, hint_maybe_pending, hint_remove, hint_slot, KeyV4, KeyV6,
+        TCPEEK_HS_V4, TCPEEK_HS_V6,
+    },
     packet::{Header, Packet, Skip},
 };
 
@@ -64,11 +67,19 @@ fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
 
 /// An ACK segment (SYN and RST clear): reported only if it is the one a
 /// remembered SYN/ACK waits for. Data on it is fine (RFC 9293 3.5 allows
-/// the third segment to carry data).
+/// the third segment to carry data). The hint array answers "certainly
+/// not" for nearly every segment without touching the hash maps.
 #[inline(always)]
 fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<(), Skip> {
     let ack = th.n32::<8>();
+    let ports = th.n32::<0>();
     if ip.v6 {
+        let h = pkt.header::<40>(ip.l3)?;
+        // Low 64 bits of source (8..24) and destination (24..40) address.
+        let slot = hint_slot(fold64(h.n64::<16>() ^ h.n64::<32>()), ports);
+        if !hint_maybe_pending(slot) {
+            return Ok(());
+        }
         let key = key_v6(pkt, ip, th, false)?;
         // SAFETY: the value is a plain u32 read once; a concurrent delete can
         // at worst make us read a recycled entry's value (a missed event).
@@ -76,32 +87,62 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
             Some(&expected) if expected == ack => {}
             _ => return Ok(()),
         }
-        let _ = TCPEEK_HS_V6.remove(&key);
+        if TCPEEK_HS_V6.remove(&key).is_err() {
+            return Ok(()); // Another CPU completed it first.
+        }
+        hint_remove(slot);
     } else {
+        let h = pkt.header::<20>(ip.l3)?;
+        let slot = hint_slot(h.n32::<12>() ^ h.n32::<16>(), ports);
+        if !hint_maybe_pending(slot) {
+            return Ok(());
+        }
         let key = key_v4(pkt, ip, th, false)?;
         // SAFETY: as above.
         match unsafe { TCPEEK_HS_V4.get(&key) } {
             Some(&expected) if expected == ack => {}
             _ => return Ok(()),
         }
-        let _ = TCPEEK_HS_V4.remove(&key);
+        if TCPEEK_HS_V4.remove(&key).is_err() {
+            return Ok(());
+        }
+        hint_remove(slot);
     }
     emit(tcp_event(pkt, ip, th, doff, dir)?);
     Ok(())
 }
 
 /// SYN/ACK: remember the reversed tuple and the ACK number that completes
-/// the handshake (its sequence number + 1, RFC 9293 3.5).
+/// the handshake (its sequence number + 1, RFC 9293 3.5). A retransmitted
+/// SYN/ACK (the entry exists) updates it without counting it twice.
 #[inline(always)]
 fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>) -> Result<(), Skip> {
+    const BPF_NOEXIST: u64 = 1;
+    const BPF_EXIST: u64 = 2;
+    const EEXIST: i32 = 17;
     let expected = th.be32::<4>().wrapping_add(1).to_be();
-    let res = if ip.v6 {
-        TCPEEK_HS_V6.insert(key_v6(pkt, ip, th, true)?, expected, 0)
+    let (slot, res) = if ip.v6 {
+        let key = key_v6(pkt, ip, th, true)?;
+        let res = match TCPEEK_HS_V6.insert(&key, expected, BPF_NOEXIST) {
+            Err(e) if e == -EEXIST => TCPEEK_HS_V6
+                .insert(&key, expected, BPF_EXIST)
+                .map(|()| false),
+            r => r.map(|()| true),
+        };
+        (key.slot(), res)
     } else {
-        TCPEEK_HS_V4.insert(key_v4(pkt, ip, th, true)?, expected, 0)
+        let key = key_v4(pkt, ip, th, true)?;
+        let res = match TCPEEK_HS_V4.insert(&key, expected, BPF_NOEXIST) {
+            Err(e) if e == -EEXIST => TCPEEK_HS_V4
+                .insert(&key, expected, BPF_EXIST)
+                .map(|()| false),
+            r => r.map(|()| true),
+        };
+        (key.slot(), res)
     };
-    if res.is_err() {
-        count(tcpeek_common::stat::MAP_FULL);
+    match res {
+        Ok(added) => hint_insert(slot, added),
+        Err(_) => count(tcpeek_common::stat::MAP_FULL),
     }
     Ok(())
 }
@@ -109,10 +150,15 @@ fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>) -> Result<(), Skip> {
 #[inline(always)]
 fn forget(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<(), Skip> {
     // A missing entry (-ENOENT) is the common case, not a failure.
-    if ip.v6 {
-        let _ = TCPEEK_HS_V6.remove(key_v6(pkt, ip, th, reversed)?);
+    let (slot, removed) = if ip.v6 {
+        let key = key_v6(pkt, ip, th, reversed)?;
+        (key.slot(), TCPEEK_HS_V6.remove(&key).is_ok())
     } else {
-        let _ = TCPEEK_HS_V4.remove(key_v4(pkt, ip, th, reversed)?);
+        let key = key_v4(pkt, ip, th, reversed)?;
+        (key.slot(), TCPEEK_HS_V4.remove(&key).is_ok())
+    };
+    if removed {
+        hint_remove(slot);
     }
     Ok(())
 }

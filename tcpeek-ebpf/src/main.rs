@@ -3,6 +3,13 @@
 //! uses as its baseline. Each is a thin wrapper around [`classify`]; none
 //! drops, redirects or rewrites a packet.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
+// One atomic add for the hint counters (see maps.rs); RUSTC_BOOTSTRAP
+// allows it for this crate only.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(internal_features, reason = "atomic_xadd, see maps.rs")
+)]
 
 #[cfg(target_arch = "bpf")]
 mod classify;

@@ -79,6 +79,12 @@ impl<const N: usize> Header<N> {
         self.raw::<u32, I>()
     }
 
+    /// A 64-bit field left in network order (hashing).
+    #[inline(always)]
+    pub fn n64<const I: usize>(&self) -> u64 {
+        self.raw::<u64, I>()
+    }
+
     /// A big-endian 32-bit field converted to host order.
     #[inline(always)]
     pub fn be32<const I: usize>(&self) -> u32 {
