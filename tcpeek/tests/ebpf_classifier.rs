@@ -306,6 +306,42 @@ fn handshake_v4_synack_then_completing_ack() {
         .is_empty());
 }
 
+/// Sum of the hint array's `pending` counters (first u64 of each slot).
+fn hint_pending(fx: &Fixture) -> u64 {
+    let m: aya::maps::Array<_, [u64; 2]> =
+        aya::maps::Array::try_from(fx.ebpf.map(names::MAP_HANDSHAKE_HINT).unwrap()).unwrap();
+    m.iter().map(|v| v.unwrap()[0]).sum()
+}
+
+#[test]
+fn retransmitted_synack_updates_without_double_counting() {
+    let Some(mut fx) = Fixture::new("retransmitted_synack_updates_without_double_counting") else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(hint_pending(&fx), 1);
+    // Same tuple, new ISN (the server restarted the handshake).
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (1, 1));
+    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")).is_empty());
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9001, b"")));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
+    // RST of a remembered IPv6 handshake also returns its count.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp6(true, 1, f::SYN | f::ACK, 1, b""),
+    ));
+    assert_eq!(hint_pending(&fx), 1);
+    one(fx.tc_in(&tcp6(false, 1, f::RST, 0, b"")));
+    assert_eq!(hint_pending(&fx), 0);
+}
+
 #[test]
 fn completing_ack_may_carry_data() {
     let Some(mut fx) = Fixture::new("completing_ack_may_carry_data") else {

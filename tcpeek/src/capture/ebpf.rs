@@ -52,6 +52,9 @@ pub mod names {
     pub const MAP_HANDSHAKES_V4: &str = "TCPEEK_HS_V4";
     /// IPv6 handshakes waiting for their final ACK (LRU hash).
     pub const MAP_HANDSHAKES_V6: &str = "TCPEEK_HS_V6";
+    /// Per-tuple-hash counts of those maps' entries (`[u64; 2]`: pending,
+    /// jiffies of the last SYN/ACK), which lets ACKs skip the lookup.
+    pub const MAP_HANDSHAKE_HINT: &str = "TCPEEK_HS_HINT";
 }
 
 /// The compiled eBPF object, embedded at build time.
