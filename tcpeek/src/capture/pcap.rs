@@ -1,0 +1,811 @@
+//! The libpcap capture backend: live interfaces and capture files.
+//!
+//! Opens a libpcap handle (through the `pcap` crate), installs a kernel
+//! filter that lets through only what tcpeek can use, and turns each frame
+//! into an [`Event`] with [`Decoder`]. Frames that are not TCP or a relevant
+//! ICMP error are skipped; frames that fail to decode are counted as
+//! `malformed` in [`CaptureStats`] and skipped too, so one bad packet never
+//! stops a capture.
+//!
+//! Time: timestamps are requested in nanoseconds (`pcap_set_tstamp_precision`
+//! (3PCAP)); capture files are read with nanosecond precision too, so a
+//! microsecond file is scaled by libpcap. Events carry the packet's own time,
+//! which for a file is the time it was recorded.
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pcap::{Activated, Active, Capture, Device, Linktype, Offline, Precision};
+use tcpeek_common::Event;
+
+use super::decode::{ChecksumMode, DecodeError, Decoder, LinkType};
+use super::CaptureStats;
+
+/// Default bytes captured per frame. The deepest header stack tcpeek reads
+/// is an ICMPv6 error on a double-tagged frame: Ethernet 14 + two VLAN tags
+/// 8 + IPv6 40 + ICMPv6 8 + quoted IPv6 40 + quoted TCP 14 (with flags) =
+/// 124 bytes, plus any IPv6 extension headers in either IPv6 header; a plain
+/// TCP segment needs at most 14 + 8 + 40 + 60 (TCP with full options) = 122
+/// bytes plus extensions (SLL2 adds 6 bytes over Ethernet). 256 leaves over
+/// 100 bytes for extension headers while copying a fifth of a full-size
+/// frame. (The original used 138, too short for IPv6.)
+pub const DEFAULT_SNAPLEN: i32 = 256;
+
+/// libpcap read timeout. With Linux TPACKET_V3 it is the kernel's block
+/// retire timeout: the longest a packet waits in a partly filled buffer
+/// block before userspace sees it.
+const READ_TIMEOUT_MS: i32 = 100;
+
+/// Upper bound on how long [`PcapCapture::next`] waits for, or keeps
+/// skipping, live packets before it returns [`Next::Timeout`].
+const MAX_WAIT: Duration = Duration::from_millis(READ_TIMEOUT_MS as u64);
+
+/// Kernel filters to try, best first. The `vlan` keyword must come last
+/// because it shifts the offsets of everything after it (pcap-filter(7));
+/// libpcap supports it on Ethernet but not on Linux cooked captures (where
+/// the kernel has already removed the tag), so a shorter filter is tried
+/// next. Note that `tcp` and `icmp6` match IPv6 only when no extension header
+/// precedes the upper-layer header (pcap-filter(7), `ip6 protochain`).
+const FILTERS: [&str; 2] = [
+    "tcp or icmp or icmp6 or (vlan and (tcp or icmp or icmp6))",
+    "tcp or icmp or icmp6",
+];
+
+/// How to open a live capture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Interface name; `None` for libpcap's default device.
+    pub interface: Option<String>,
+    /// Bytes captured per frame ([`DEFAULT_SNAPLEN`]).
+    pub snaplen: i32,
+    /// Kernel capture buffer in MiB (`-B`).
+    pub buffer_mb: u32,
+    /// Put the interface in promiscuous mode (`--promisc`).
+    pub promisc: bool,
+    /// Checksums to verify (`-c`).
+    pub checksum: ChecksumMode,
+}
+
+/// What [`PcapCapture::next`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A relevant packet.
+    Event(Event),
+    /// Live capture: nothing relevant arrived within the read timeout.
+    Timeout,
+    /// Capture file: no more packets.
+    Eof,
+}
+
+/// Why a capture could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("no capture device found: libpcap lists no interface; name one with -i")]
+    NoDefaultDevice,
+    #[error("cannot list capture devices: {0}")]
+    DeviceLookup(String),
+    #[error("cannot capture on {interface}: no such device")]
+    NoSuchDevice { interface: String },
+    #[error("cannot capture on {interface}: permission denied, tcpeek needs root or CAP_NET_RAW ({detail})")]
+    PermissionDenied { interface: String, detail: String },
+    #[error("cannot capture on {interface}: {detail}")]
+    Open { interface: String, detail: String },
+    #[error(
+        "cannot capture on {interface}: a {buffer_mb} MB buffer is too large (at most 2047 MB)"
+    )]
+    BufferTooLarge { interface: String, buffer_mb: u32 },
+    #[error("cannot read from {interface}: {detail}")]
+    Read { interface: String, detail: String },
+    #[error("cannot open {}: {detail}", path.display())]
+    OpenFile { path: PathBuf, detail: String },
+    #[error("cannot open {}: not a pcap or pcapng capture file ({detail})", path.display())]
+    NotACaptureFile { path: PathBuf, detail: String },
+    #[error("{}: capture file is truncated: {detail}", path.display())]
+    TruncatedFile { path: PathBuf, detail: String },
+    #[error("cannot read {}: {detail}", path.display())]
+    ReadFile { path: PathBuf, detail: String },
+    #[error("{source_name}: unsupported link type {dlt} ({name}); tcpeek decodes Ethernet, Linux cooked v1/v2 and raw IP")]
+    UnsupportedLinkType {
+        source_name: String,
+        dlt: i32,
+        name: String,
+    },
+}
+
+enum Handle {
+    /// A non-blocking live handle and its selectable descriptor.
+    Live(Capture<Active>, RawFd),
+    File(Capture<Offline>),
+}
+
+/// A libpcap capture producing [`Event`]s.
+pub struct PcapCapture {
+    handle: Handle,
+    decoder: Decoder,
+    /// Interface name (live) or file path (file), for messages.
+    source_name: String,
+    interface: Option<String>,
+    snaplen: i32,
+    buffer_mb: u32,
+    /// The kernel filter in place, `None` if none could be installed.
+    filter: Option<&'static str>,
+    /// Whether timestamps come in nanoseconds (else microseconds).
+    nanos: bool,
+    /// Frames read from a file.
+    frames: u64,
+    malformed: u64,
+    last_malformed: Option<DecodeError>,
+    /// Live counters, widened from libpcap's wrapping 32-bit ones.
+    recv: Counter,
+    drop: Counter,
+    ifdrop: Counter,
+    /// A read error or the end of a file was reported; later reads are Eof.
+    done: bool,
+}
+
+impl PcapCapture {
+    /// Opens a live capture on `opts.interface` (libpcap's default device if
+    /// `None`).
+    pub fn open_live(opts: &LiveOptions) -> Result<PcapCapture, CaptureError> {
+        let interface = match &opts.interface {
+            Some(name) => name.clone(),
+            None => {
+                Device::lookup()
+                    .map_err(|e| CaptureError::DeviceLookup(pcap_detail(&e)))?
+                    .ok_or(CaptureError::NoDefaultDevice)?
+                    .name
+            }
+        };
+        let buffer_bytes = opts
+            .buffer_mb
+            .checked_mul(1 << 20)
+            .and_then(|b| i32::try_from(b).ok())
+            .ok_or_else(|| CaptureError::BufferTooLarge {
+                interface: interface.clone(),
+                buffer_mb: opts.buffer_mb,
+            })?;
+        let open_err = |e: pcap::Error| classify_open_error(&interface, e);
+        let inactive = Capture::from_device(interface.as_str()).map_err(open_err)?;
+        let mut cap = inactive
+            .snaplen(opts.snaplen)
+            .buffer_size(buffer_bytes)
+            .promisc(opts.promisc)
+            .timeout(READ_TIMEOUT_MS)
+            .precision(Precision::Nano)
+            .open()
+            .map_err(open_err)?;
+
+        let (link, _) = link_type(&cap, &interface)?;
+        // A filter that does not compile for this link type is not fatal:
+        // the decoder skips what it does not need, at some CPU cost.
+        let filter = FILTERS
+            .iter()
+            .copied()
+            .find(|f| cap.filter(f, true).is_ok());
+        let nanos = ffi::nanosecond_timestamps(&cap);
+        let snaplen = ffi::snapshot(&cap).unwrap_or(opts.snaplen);
+        // Linux TPACKET_V3 only honours the read timeout once a packet has
+        // arrived: on a quiet interface a blocking read can wait for minutes
+        // (pcap(3PCAP), "read timeout"). So read without blocking and wait
+        // in poll(2) with our own timeout (pcap_get_selectable_fd(3PCAP)).
+        let cap = cap.setnonblock().map_err(open_err)?;
+        let fd = cap.as_raw_fd();
+        Ok(PcapCapture {
+            decoder: Decoder::new(link, opts.checksum),
+            handle: Handle::Live(cap, fd),
+            source_name: interface.clone(),
+            interface: Some(interface),
+            snaplen,
+            buffer_mb: opts.buffer_mb,
+            filter,
+            nanos,
+            frames: 0,
+            malformed: 0,
+            last_malformed: None,
+            recv: Counter::default(),
+            drop: Counter::default(),
+            ifdrop: Counter::default(),
+            done: false,
+        })
+    }
+
+    /// Opens a pcap or pcapng file.
+    pub fn open_file(path: &Path, checksum: ChecksumMode) -> Result<PcapCapture, CaptureError> {
+        // The pcap crate takes the path as UTF-8 and would otherwise pass a
+        // null name to libpcap.
+        if path.to_str().is_none() {
+            return Err(CaptureError::OpenFile {
+                path: path.to_owned(),
+                detail: "the path is not valid UTF-8".to_owned(),
+            });
+        }
+        // Opening a directory succeeds in fopen(3) and fails later with a
+        // confusing message; say what it is.
+        if path.is_dir() {
+            return Err(CaptureError::OpenFile {
+                path: path.to_owned(),
+                detail: "is a directory".to_owned(),
+            });
+        }
+        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+            let detail = pcap_detail(&e);
+            // libpcap's pcap_open_offline(3PCAP) says "unknown file format"
+            // (or "bad dump file format") for anything that is neither pcap
+            // nor pcapng; other messages come from fopen(3).
+            if detail.contains("file format") {
+                CaptureError::NotACaptureFile {
+                    path: path.to_owned(),
+                    detail,
+                }
+            } else {
+                CaptureError::OpenFile {
+                    path: path.to_owned(),
+                    detail,
+                }
+            }
+        })?;
+        let source_name = path.display().to_string();
+        let (link, _) = link_type(&cap, &source_name)?;
+        let snaplen = ffi::snapshot(&cap).unwrap_or(0);
+        Ok(PcapCapture {
+            decoder: Decoder::new(link, checksum),
+            handle: Handle::File(cap),
+            source_name,
+            interface: None,
+            snaplen,
+            buffer_mb: 0,
+            filter: None,
+            // Files are opened with nanosecond precision: libpcap scales
+            // microsecond files.
+            nanos: true,
+            frames: 0,
+            malformed: 0,
+            last_malformed: None,
+            recv: Counter::default(),
+            drop: Counter::default(),
+            ifdrop: Counter::default(),
+            done: false,
+        })
+    }
+
+    /// The interface of a live capture; `None` for a file.
+    pub fn interface(&self) -> Option<&str> {
+        self.interface.as_deref()
+    }
+
+    /// The link type being decoded.
+    pub fn link_type(&self) -> LinkType {
+        self.decoder.link()
+    }
+
+    /// The startup line, worded like tcpdump's:
+    /// `listening on eth0, link-type EN10MB (Ethernet), capture size 256 bytes, buffer size 2 MB`
+    /// or `reading from file x.pcap, link-type EN10MB (Ethernet), snapshot length 65535`.
+    /// A live capture without a kernel filter says so at the end.
+    pub fn banner(&self) -> String {
+        let link = self.decoder.link().name();
+        match &self.handle {
+            Handle::Live(..) => {
+                let mut line = format!(
+                    "listening on {}, link-type {link}, capture size {} bytes, buffer size {} MB",
+                    self.source_name, self.snaplen, self.buffer_mb
+                );
+                match self.filter {
+                    Some(f) if f == FILTERS[0] => {}
+                    Some(f) => line.push_str(&format!(", kernel filter '{f}'")),
+                    None => line.push_str(", no kernel filter"),
+                }
+                line
+            }
+            Handle::File(_) => format!(
+                "reading from file {}, link-type {link}, snapshot length {}",
+                self.source_name, self.snaplen
+            ),
+        }
+    }
+
+    /// The next relevant event. Irrelevant frames are skipped; frames that do
+    /// not decode are counted as malformed and skipped. A live capture
+    /// returns [`Next::Timeout`] when the read timeout (100 ms) expires or
+    /// after skipping frames for that long, so the caller can check for
+    /// shutdown. A read error is returned once; later calls return
+    /// [`Next::Eof`].
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "not an Iterator: Timeout is not an item, and Err is not the end"
+    )]
+    pub fn next(&mut self) -> Result<Next, CaptureError> {
+        if self.done {
+            return Ok(Next::Eof);
+        }
+        let started = Instant::now();
+        loop {
+            let (live, result) = match &mut self.handle {
+                Handle::Live(cap, fd) => {
+                    let result = cap.next_packet();
+                    if let Err(pcap::Error::TimeoutExpired) = result {
+                        // Nothing buffered (non-blocking read).
+                        let left = MAX_WAIT.saturating_sub(started.elapsed());
+                        if left.is_zero() || !wait_readable(*fd, left) {
+                            return Ok(Next::Timeout);
+                        }
+                        continue;
+                    }
+                    (true, result)
+                }
+                Handle::File(cap) => (false, cap.next_packet()),
+            };
+            let packet = match result {
+                Ok(packet) => packet,
+                Err(pcap::Error::TimeoutExpired) => return Ok(Next::Timeout),
+                Err(pcap::Error::NoMorePackets) => {
+                    self.done = true;
+                    return Ok(Next::Eof);
+                }
+                Err(e) => {
+                    self.done = true;
+                    let detail = pcap_detail(&e);
+                    return Err(match &self.handle {
+                        Handle::Live(..) => CaptureError::Read {
+                            interface: self.source_name.clone(),
+                            detail,
+                        },
+                        // pcap_next_ex(3PCAP) on a cut-off record: "truncated
+                        // dump file; tried to read N captured bytes, only got
+                        // M" (pcap) or "truncated pcapng dump file" (pcapng).
+                        Handle::File(_) if detail.contains("truncated") => {
+                            CaptureError::TruncatedFile {
+                                path: PathBuf::from(&self.source_name),
+                                detail,
+                            }
+                        }
+                        Handle::File(_) => CaptureError::ReadFile {
+                            path: PathBuf::from(&self.source_name),
+                            detail,
+                        },
+                    });
+                }
+            };
+            self.frames += 1;
+            #[allow(
+                clippy::useless_conversion,
+                reason = "time_t and suseconds_t are 32-bit on some targets"
+            )]
+            let ts = timeval_to_ns(
+                i64::from(packet.header.ts.tv_sec),
+                i64::from(packet.header.ts.tv_usec),
+                self.nanos,
+            );
+            let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
+            match self.decoder.decode(ts, packet.data, wire_len) {
+                Ok(Some(event)) => return Ok(Next::Event(event)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.malformed += 1;
+                    self.last_malformed = Some(e);
+                }
+            }
+            if live && started.elapsed() >= MAX_WAIT {
+                return Ok(Next::Timeout);
+            }
+        }
+    }
+
+    /// Counters: live, libpcap's `pcap_stats(3PCAP)` (received, dropped by
+    /// libpcap/kernel buffer, dropped by the interface) plus malformed; for a
+    /// file, frames read and no drops.
+    pub fn stats(&mut self) -> CaptureStats {
+        match &mut self.handle {
+            Handle::Live(cap, _) => {
+                // On failure keep the last values: stats are informational.
+                if let Ok(s) = cap.stats() {
+                    self.recv.update(s.received);
+                    self.drop.update(s.dropped);
+                    self.ifdrop.update(s.if_dropped);
+                }
+                CaptureStats {
+                    recv: self.recv.total,
+                    drop: self.drop.total,
+                    ifdrop: self.ifdrop.total,
+                    malformed: self.malformed,
+                }
+            }
+            Handle::File(_) => CaptureStats {
+                recv: self.frames,
+                drop: 0,
+                ifdrop: 0,
+                malformed: self.malformed,
+            },
+        }
+    }
+
+    /// Why the most recent malformed frame was rejected (for debug logs).
+    pub fn last_malformed(&self) -> Option<&DecodeError> {
+        self.last_malformed.as_ref()
+    }
+}
+
+/// A libpcap counter widened to 64 bits. `struct pcap_stat` has 32-bit
+/// counters that wrap on a busy link; accumulating wrapping deltas keeps the
+/// total monotonic as long as it is read at least once per 2^32 packets.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counter {
+    last: u32,
+    total: u64,
+}
+
+impl Counter {
+    fn update(&mut self, now: u32) {
+        self.total += u64::from(now.wrapping_sub(self.last));
+        self.last = now;
+    }
+}
+
+/// Waits up to `timeout` for `fd` to become readable. `false` on timeout and
+/// on EINTR: a signal (SIGINT, SIGTERM) should reach the caller promptly.
+fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd that outlives the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+}
+
+/// Converts a pcap timestamp to nanoseconds since the epoch. `frac` is in
+/// nanoseconds if `nanos`, else microseconds. Garbage never panics: times
+/// before the epoch become 0, times past 2554 saturate.
+pub(crate) fn timeval_to_ns(sec: i64, frac: i64, nanos: bool) -> u64 {
+    let Ok(sec) = u64::try_from(sec) else {
+        return 0;
+    };
+    let frac = u64::try_from(frac).unwrap_or(0);
+    let frac_ns = if nanos {
+        frac
+    } else {
+        frac.saturating_mul(1_000)
+    };
+    sec.saturating_mul(1_000_000_000).saturating_add(frac_ns)
+}
+
+/// The decodable link type of an open handle, or an error naming it.
+fn link_type<T: Activated + ?Sized>(
+    cap: &Capture<T>,
+    source_name: &str,
+) -> Result<(LinkType, i32), CaptureError> {
+    let dlt = cap.get_datalink();
+    match LinkType::from_dlt(dlt.0) {
+        Some(link) => Ok((link, dlt.0)),
+        None => Err(CaptureError::UnsupportedLinkType {
+            source_name: source_name.to_owned(),
+            dlt: dlt.0,
+            name: dlt_name(dlt),
+        }),
+    }
+}
+
+/// "EN10MB (Ethernet)"-style name of any DLT libpcap knows.
+fn dlt_name(dlt: Linktype) -> String {
+    match (dlt.get_name(), dlt.get_description()) {
+        (Ok(name), Ok(desc)) => format!("{name} ({desc})"),
+        (Ok(name), Err(_)) => name,
+        _ => "unknown to libpcap".to_owned(),
+    }
+}
+
+/// libpcap's own message without the crate's "libpcap error: " prefix.
+fn pcap_detail(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Sorts an activation error into the cases a user can act on. The pcap
+/// crate keeps only libpcap's message, so this matches its wording
+/// (pcap_activate(3PCAP): PCAP_ERROR_NO_SUCH_DEVICE, PCAP_ERROR_PERM_DENIED;
+/// the Linux messages are "No such device exists" and "You don't have
+/// permission to perform this capture on that device").
+fn classify_open_error(interface: &str, e: pcap::Error) -> CaptureError {
+    let detail = pcap_detail(&e);
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("no such device") {
+        CaptureError::NoSuchDevice {
+            interface: interface.to_owned(),
+        }
+    } else if lower.contains("permission") || lower.contains("operation not permitted") {
+        CaptureError::PermissionDenied {
+            interface: interface.to_owned(),
+            detail,
+        }
+    } else {
+        CaptureError::Open {
+            interface: interface.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// Two libpcap calls the `pcap` crate does not wrap.
+mod ffi {
+    use super::*;
+
+    // libpcap >= 1.5 (the pcap crate's `precision` needs it too); the crate
+    // already links libpcap.
+    extern "C" {
+        fn pcap_get_tstamp_precision(p: *mut c_void) -> c_int;
+        fn pcap_snapshot(p: *mut c_void) -> c_int;
+    }
+
+    /// `PCAP_TSTAMP_PRECISION_NANO` from pcap/pcap.h.
+    const PRECISION_NANO: c_int = 1;
+
+    /// Whether libpcap delivers nanosecond timestamps on this handle:
+    /// `pcap_set_tstamp_precision` fails silently (through the crate) when a
+    /// device cannot, and then the fraction is in microseconds.
+    pub(super) fn nanosecond_timestamps<T: Activated + ?Sized>(cap: &Capture<T>) -> bool {
+        // SAFETY: `cap` owns a valid, activated pcap_t for the duration of
+        // the call; the function only reads a field of it.
+        unsafe { pcap_get_tstamp_precision(cap.as_ptr().cast()) == PRECISION_NANO }
+    }
+
+    /// The snapshot length in effect (libpcap may adjust the requested one).
+    pub(super) fn snapshot<T: Activated + ?Sized>(cap: &Capture<T>) -> Option<i32> {
+        // SAFETY: as above; pcap_snapshot(3PCAP) reads a field of an
+        // activated handle.
+        let n = unsafe { pcap_snapshot(cap.as_ptr().cast()) };
+        (n > 0).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeval_conversion_scales_micro_and_nano() {
+        assert_eq!(timeval_to_ns(1, 5, false), 1_000_005_000);
+        assert_eq!(timeval_to_ns(1, 5, true), 1_000_000_005);
+        assert_eq!(timeval_to_ns(0, 0, true), 0);
+    }
+
+    #[test]
+    fn timeval_conversion_survives_garbage() {
+        assert_eq!(timeval_to_ns(-1, 5, false), 0);
+        assert_eq!(timeval_to_ns(i64::MAX, i64::MAX, false), u64::MAX);
+        assert_eq!(timeval_to_ns(5, -7, true), 5_000_000_000);
+        assert_eq!(timeval_to_ns(i64::MIN, i64::MIN, true), 0);
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    /// A scratch file path unique to this test process.
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("tcpeek-pcap-{}-{name}", std::process::id()))
+    }
+
+    fn drain(cap: &mut PcapCapture) -> (Vec<Event>, Result<(), CaptureError>) {
+        let mut events = Vec::new();
+        loop {
+            match cap.next() {
+                Ok(Next::Event(ev)) => events.push(ev),
+                Ok(Next::Timeout) => panic!("a file never times out"),
+                Ok(Next::Eof) => return (events, Ok(())),
+                Err(e) => return (events, Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn file_events_carry_packet_time_and_counts() {
+        let mut cap = PcapCapture::open_file(&fixture("success.pcap"), ChecksumMode::IpTcp)
+            .expect("fixture opens");
+        assert_eq!(cap.interface(), None);
+        assert_eq!(cap.link_type(), LinkType::Ethernet);
+        assert!(cap.banner().starts_with("reading from file "));
+        assert!(cap.banner().contains("link-type EN10MB (Ethernet)"));
+        let (events, end) = drain(&mut cap);
+        end.expect("clean end");
+        let first_syn = events
+            .iter()
+            .find(|e| e.tcp_flags == tcpeek_common::tcp_flags::SYN)
+            .expect("a SYN");
+        // 2026-01-01T00:00:00Z + 100 ms, from the record header.
+        assert_eq!(first_syn.ts_ns, 1_767_225_600_100_000_000);
+        let stats = cap.stats();
+        assert_eq!((stats.drop, stats.ifdrop, stats.malformed), (0, 0, 0));
+        assert!(
+            stats.recv > events.len() as u64,
+            "ARP and UDP are read, not returned"
+        );
+        assert_eq!(cap.next().unwrap(), Next::Eof, "Eof again after the end");
+    }
+
+    #[test]
+    fn sll2_file_has_directions() {
+        let mut cap =
+            PcapCapture::open_file(&fixture("sll2.pcap"), ChecksumMode::None).expect("opens");
+        assert_eq!(cap.link_type(), LinkType::LinuxSll2);
+        let (events, end) = drain(&mut cap);
+        end.unwrap();
+        assert!(events
+            .iter()
+            .any(|e| e.direction == tcpeek_common::DIR_INGRESS));
+        assert!(events
+            .iter()
+            .any(|e| e.direction == tcpeek_common::DIR_EGRESS));
+    }
+
+    #[test]
+    fn truncated_last_record_is_an_error_after_the_events_before_it() {
+        let bytes = std::fs::read(fixture("reject.pcap")).unwrap();
+        let path = scratch("truncated.pcap");
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).expect("opens");
+        let (events, end) = drain(&mut cap);
+        std::fs::remove_file(&path).ok();
+        let err = end.expect_err("truncation is reported");
+        assert!(matches!(err, CaptureError::TruncatedFile { .. }), "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(events.len() >= 3, "events before the cut count");
+    }
+
+    #[test]
+    fn not_a_capture_file_is_named() {
+        let path = scratch("notpcap.txt");
+        std::fs::write(&path, b"this is not a capture file at all, just text\n").unwrap();
+        let err = PcapCapture::open_file(&path, ChecksumMode::None)
+            .err()
+            .unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(matches!(err, CaptureError::NotACaptureFile { .. }), "{err}");
+        assert!(err.to_string().contains("notpcap.txt"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_and_directory_are_named() {
+        let err = PcapCapture::open_file(Path::new("/nonexistent/x.pcap"), ChecksumMode::None)
+            .err()
+            .unwrap();
+        assert!(matches!(err, CaptureError::OpenFile { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/x.pcap"), "{err}");
+        let err = PcapCapture::open_file(&std::env::temp_dir(), ChecksumMode::None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("directory"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_link_type_names_its_number() {
+        let mut bytes = std::fs::read(fixture("tfo.pcap")).unwrap();
+        bytes[20..24].copy_from_slice(&105u32.to_le_bytes()); // IEEE 802.11
+        let path = scratch("wifi.pcap");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = PcapCapture::open_file(&path, ChecksumMode::None)
+            .err()
+            .unwrap();
+        std::fs::remove_file(&path).ok();
+        let msg = err.to_string();
+        assert!(msg.contains("105") && msg.contains("IEEE802_11"), "{msg}");
+    }
+
+    #[test]
+    fn pcapng_is_read_too() {
+        // One Section Header Block, one Interface Description Block
+        // (Ethernet), one Enhanced Packet Block holding the first TCP frame
+        // of tfo.pcap (draft-ietf-opsawg-pcapng).
+        let pcap = std::fs::read(fixture("tfo.pcap")).unwrap();
+        let mut off = 24;
+        let frame = loop {
+            let len = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
+            let frame = &pcap[off + 16..off + 16 + len];
+            off += 16 + len;
+            if frame[12..14] == [0x08, 0x00] && frame[23] == 6 {
+                break frame.to_vec();
+            }
+        };
+        let mut ng = Vec::new();
+        let block = |ng: &mut Vec<u8>, ty: u32, body: &[u8]| {
+            let len = (12 + body.len()) as u32;
+            ng.extend_from_slice(&ty.to_le_bytes());
+            ng.extend_from_slice(&len.to_le_bytes());
+            ng.extend_from_slice(body);
+            ng.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        block(&mut ng, 0x0a0d_0d0a, &shb);
+        let mut idb = 1u16.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&65_535u32.to_le_bytes());
+        block(&mut ng, 1, &idb);
+        // Default resolution: microseconds. 2026-01-01T00:00:01Z.
+        let ts: u64 = 1_767_225_601_000_000;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&frame);
+        epb.resize(epb.len().div_ceil(4) * 4, 0);
+        block(&mut ng, 6, &epb);
+        let path = scratch("one.pcapng");
+        std::fs::write(&path, &ng).unwrap();
+        let mut cap = PcapCapture::open_file(&path, ChecksumMode::IpTcp).expect("pcapng opens");
+        let (events, end) = drain(&mut cap);
+        std::fs::remove_file(&path).ok();
+        end.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].ts_ns, 1_767_225_601_000_000_000);
+    }
+
+    /// Live captures need root or CAP_NET_RAW; without them these checks
+    /// are skipped with a message rather than failing.
+    fn can_capture() -> bool {
+        // SAFETY: geteuid(2) has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root {
+            eprintln!("skipped: live capture needs root or CAP_NET_RAW");
+        }
+        root
+    }
+
+    fn live(interface: &str) -> Result<PcapCapture, CaptureError> {
+        PcapCapture::open_live(&LiveOptions {
+            interface: Some(interface.to_owned()),
+            snaplen: DEFAULT_SNAPLEN,
+            buffer_mb: 2,
+            promisc: false,
+            checksum: ChecksumMode::None,
+        })
+    }
+
+    #[test]
+    fn live_quiet_interface_times_out_promptly() {
+        if !can_capture() {
+            return;
+        }
+        // Regression: on TPACKET_V3 a blocking read with a 100 ms timeout
+        // waited two minutes on a quiet interface.
+        let mut cap = live("lo").expect("lo opens");
+        assert_eq!(cap.interface(), Some("lo"));
+        assert!(
+            cap.banner().starts_with("listening on lo, link-type "),
+            "{}",
+            cap.banner()
+        );
+        for _ in 0..3 {
+            let started = Instant::now();
+            cap.next().expect("reads");
+            assert!(started.elapsed() < Duration::from_millis(500));
+        }
+        let _ = cap.stats();
+    }
+
+    #[test]
+    fn live_unknown_interface_says_so() {
+        if !can_capture() {
+            return;
+        }
+        let err = live("nosuchif0").err().expect("fails");
+        assert!(matches!(err, CaptureError::NoSuchDevice { .. }), "{err}");
+        assert!(err.to_string().contains("nosuchif0"), "{err}");
+    }
+
+    #[test]
+    fn counter_widens_wrapping_libpcap_counters() {
+        let mut c = Counter::default();
+        c.update(u32::MAX - 1);
+        c.update(3);
+        assert_eq!(c.total, u64::from(u32::MAX) + 4);
+    }
+}
