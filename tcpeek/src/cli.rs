@@ -43,7 +43,12 @@ pub struct Args {
     pub user: Option<String>,
 
     /// Interface to watch (default: libpcap's default device).
-    #[arg(short = 'i', long = "interface", value_name = "DEV", conflicts_with = "read")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "DEV",
+        conflicts_with = "read"
+    )]
     pub interface: Option<String>,
 
     /// UNIX socket serving the counters.
@@ -95,6 +100,10 @@ pub struct Args {
     /// Capture backend.
     #[arg(long = "backend", value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+
+    /// eBPF backend: watch ingress with XDP instead of TC (egress stays TC).
+    #[arg(long = "xdp")]
+    pub xdp: bool,
 
     /// Print JSON Lines on stdout: one object per finished handshake, and at
     /// exit the array the socket's GET returns.
@@ -168,6 +177,8 @@ pub struct Config {
     pub checksum: ChecksumMode,
     pub buffer_mb: u32,
     pub promisc: bool,
+    /// eBPF: XDP for ingress.
+    pub xdp: bool,
     /// `None`: no socket (capture files, unless `-U` is given).
     pub socket: Option<PathBuf>,
     pub user: Option<String>,
@@ -213,10 +224,12 @@ impl Config {
             (None, iface) => {
                 let interface = match iface {
                     Some(i) => i.clone(),
-                    None => pcap::Device::lookup()
-                        .map_err(|e| ConfigError::NoDefaultDevice(e.to_string()))?
-                        .ok_or_else(|| ConfigError::NoDefaultDevice("none found".into()))?
-                        .name,
+                    None => {
+                        pcap::Device::lookup()
+                            .map_err(|e| ConfigError::NoDefaultDevice(e.to_string()))?
+                            .ok_or_else(|| ConfigError::NoDefaultDevice("none found".into()))?
+                            .name
+                    }
                 };
                 let (local, note) = if args.local.is_empty() {
                     let addrs = interface_addrs(&interface)?;
@@ -228,7 +241,10 @@ impl Config {
                             )),
                         )
                     } else {
-                        (Local::Prefixes(addrs.into_iter().map(Prefix::host).collect()), None)
+                        (
+                            Local::Prefixes(addrs.into_iter().map(Prefix::host).collect()),
+                            None,
+                        )
                     }
                 } else {
                     (Local::Prefixes(args.local.clone()), None)
@@ -250,6 +266,7 @@ impl Config {
             checksum: ChecksumMode::from_level(args.checksum).unwrap_or_default(),
             buffer_mb: args.buffer,
             promisc: args.promisc,
+            xdp: args.xdp,
             socket,
             user: args.user,
             quiet: args.quiet,
@@ -303,8 +320,24 @@ mod tests {
     #[test]
     fn original_spellings_are_accepted() {
         let a = parse(&[
-            "-u", "nobody", "-i", "lo", "-U", "/tmp/s", "-c", "2", "-t", "5", "-B", "8", "-l", "LOG_DEBUG", "-q",
-            "--promisc", "--icmp", "web:RX@%:80",
+            "-u",
+            "nobody",
+            "-i",
+            "lo",
+            "-U",
+            "/tmp/s",
+            "-c",
+            "2",
+            "-t",
+            "5",
+            "-B",
+            "8",
+            "-l",
+            "LOG_DEBUG",
+            "-q",
+            "--promisc",
+            "--icmp",
+            "web:RX@%:80",
         ])
         .unwrap();
         assert_eq!(a.user.as_deref(), Some("nobody"));
@@ -312,7 +345,14 @@ mod tests {
         assert_eq!(a.loglevel, log::LevelFilter::Debug);
         assert!(a.quiet && a.promisc && a.icmp);
         assert_eq!(a.expressions, ["web:RX@%:80"]);
-        let a = parse(&["--user=nobody", "--interface=lo", "--socket=/tmp/s", "--checksum=1", "--timeout=9"]).unwrap();
+        let a = parse(&[
+            "--user=nobody",
+            "--interface=lo",
+            "--socket=/tmp/s",
+            "--checksum=1",
+            "--timeout=9",
+        ])
+        .unwrap();
         assert_eq!(a.timeout, 9);
     }
 
@@ -325,7 +365,10 @@ mod tests {
             (&["-l", "loud"][..], "'loud' is not a syslog level"),
             (&["--backend", "dpdk"][..], "--backend"),
             (&["--max-sessions", "0"][..], "--max-sessions"),
-            (&["--local", "10.0.0.300"][..], "'10.0.0.300' is not an address or prefix"),
+            (
+                &["--local", "10.0.0.300"][..],
+                "'10.0.0.300' is not an address or prefix",
+            ),
             (&["-i", "lo", "-r", "x.pcap"][..], "cannot be used with"),
         ] {
             let e = parse(args).unwrap_err().to_string();
@@ -337,7 +380,10 @@ mod tests {
     fn bad_filter_is_reported_with_its_text() {
         let a = parse(&["-r", "x.pcap", "web:RX@%:99999"]).unwrap();
         let e = Config::from_args(a).unwrap_err().to_string();
-        assert!(e.contains("filter 'web:RX@%:99999'") && e.contains("port '99999'"), "{e}");
+        assert!(
+            e.contains("filter 'web:RX@%:99999'") && e.contains("port '99999'"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -349,7 +395,15 @@ mod tests {
 
     #[test]
     fn local_flags_replace_the_guess() {
-        let a = parse(&["-r", "x.pcap", "--local", "10.0.0.1", "--local", "[fd00::/64]"]).unwrap();
+        let a = parse(&[
+            "-r",
+            "x.pcap",
+            "--local",
+            "10.0.0.1",
+            "--local",
+            "[fd00::/64]",
+        ])
+        .unwrap();
         let c = Config::from_args(a).unwrap();
         assert_eq!(c.filters.local().to_string(), "10.0.0.1/32, fd00::/64");
         assert!(c.local_note.is_none());

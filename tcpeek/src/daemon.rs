@@ -21,6 +21,8 @@ use tcpeek_common::Event;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use crate::capture::decode::ChecksumMode;
+use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config, Source};
@@ -71,7 +73,8 @@ impl Aggregator {
             self.engine.expire(self.now_ns, &mut self.finished);
         }
         let filters = &self.filters;
-        self.engine.process(ev, |c| filters.admits(c), &mut self.finished);
+        self.engine
+            .process(ev, |c| filters.admits(c), &mut self.finished);
         if !self.finished.is_empty() {
             self.report();
         }
@@ -119,10 +122,16 @@ impl Aggregator {
             let matched = &mut self.matched;
             self.filters.for_each_match(&f.conn, |i| matched.push(i));
             for &i in &self.matched {
-                self.counters.filters[i].1.record(f.outcome, f.dupsyn, f.dupsynack);
+                self.counters.filters[i]
+                    .1
+                    .record(f.outcome, f.dupsyn, f.dupsynack);
             }
             if self.output_error.is_none() {
-                let names: Vec<&str> = self.matched.iter().map(|&i| self.names[i].as_str()).collect();
+                let names: Vec<&str> = self
+                    .matched
+                    .iter()
+                    .map(|&i| self.names[i].as_str())
+                    .collect();
                 if let Err(e) = self.printer.session(&f, &names) {
                     self.output_error = Some(e);
                 }
@@ -179,12 +188,7 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     }
     match cfg.source.clone() {
         Source::File(path) => run_file(&cfg, &path),
-        Source::Live { interface } => match cfg.backend {
-            Backend::Ebpf => anyhow::bail!(
-                "--backend ebpf: the eBPF backend is not available in this build; use --backend pcap"
-            ),
-            Backend::Auto | Backend::Pcap => run_live_pcap(&cfg, &interface),
-        },
+        Source::Live { interface } => run_live(&cfg, &interface),
     }
 }
 
@@ -236,70 +240,198 @@ fn spawn_pcap_feeder(
     tx: mpsc::Sender<Feed>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new().name("capture".into()).spawn(move || {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut batch_started = Instant::now();
-        let mut stats_sent = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            match cap.next() {
-                Ok(Next::Event(ev)) => {
-                    if batch.is_empty() {
-                        batch_started = Instant::now();
+    thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut batch_started = Instant::now();
+            let mut stats_sent = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                match cap.next() {
+                    Ok(Next::Event(ev)) => {
+                        if batch.is_empty() {
+                            batch_started = Instant::now();
+                        }
+                        batch.push(ev);
                     }
-                    batch.push(ev);
+                    Ok(Next::Timeout) => {}
+                    Ok(Next::Eof) => break,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Feed::Failed(e.into()));
+                        return;
+                    }
                 }
-                Ok(Next::Timeout) => {}
-                Ok(Next::Eof) => break,
-                Err(e) => {
-                    let _ = tx.blocking_send(Feed::Failed(e.into()));
-                    return;
+                if !batch.is_empty()
+                    && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_AGE)
+                {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.blocking_send(Feed::Events(full)).is_err() {
+                        return;
+                    }
+                }
+                if stats_sent.elapsed() >= Duration::from_secs(1) {
+                    stats_sent = Instant::now();
+                    let _ = tx.blocking_send(Feed::Stats(cap.stats()));
                 }
             }
-            if !batch.is_empty() && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_AGE) {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if tx.blocking_send(Feed::Events(full)).is_err() {
-                    return;
-                }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(Feed::Events(batch));
             }
-            if stats_sent.elapsed() >= Duration::from_secs(1) {
-                stats_sent = Instant::now();
-                let _ = tx.blocking_send(Feed::Stats(cap.stats()));
-            }
-        }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(Feed::Events(batch));
-        }
-        let _ = tx.blocking_send(Feed::Stats(cap.stats()));
-    })
+            let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+        })
 }
 
-fn run_live_pcap(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
-    let cap = PcapCapture::open_live(&LiveOptions {
+/// A running capture feeding the aggregator.
+enum Feeder {
+    /// libpcap on its own thread, stopped through the flag.
+    Thread(thread::JoinHandle<()>, Arc<AtomicBool>),
+    /// The eBPF ring buffer read by a task, stopped through the watch.
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// Opens the capture the configuration asks for (`--backend`), as root.
+fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
+    let ebpf_blocker = if cfg.checksum != ChecksumMode::None {
+        Some("-c verifies checksums, which only libpcap can do")
+    } else if cfg.promisc {
+        Some("--promisc is a libpcap option")
+    } else {
+        None
+    };
+    match (cfg.backend, ebpf_blocker) {
+        (Backend::Pcap, _) => Ok(Capture::Pcap(open_pcap(cfg, interface)?)),
+        (Backend::Ebpf, Some(why)) => {
+            anyhow::bail!("--backend ebpf: {why}; use --backend pcap or auto")
+        }
+        (Backend::Ebpf, None) => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
+        (Backend::Auto, Some(why)) => {
+            log::info!("using libpcap: {why}");
+            Ok(Capture::Pcap(open_pcap(cfg, interface)?))
+        }
+        (Backend::Auto, None) => match open_ebpf(cfg, interface) {
+            Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
+            Err(e) => {
+                eprintln!("tcpeek: eBPF backend unavailable ({e:#}); using libpcap");
+                Ok(Capture::Pcap(open_pcap(cfg, interface)?))
+            }
+        },
+    }
+}
+
+enum Capture {
+    Pcap(PcapCapture),
+    Ebpf(Box<EbpfCapture>),
+}
+
+fn open_pcap(cfg: &Config, interface: &str) -> anyhow::Result<PcapCapture> {
+    Ok(PcapCapture::open_live(&LiveOptions {
         interface: Some(interface.to_string()),
         snaplen: DEFAULT_SNAPLEN,
         buffer_mb: cfg.buffer_mb,
         promisc: cfg.promisc,
         checksum: cfg.checksum,
-    })?;
+    })?)
+}
+
+fn open_ebpf(cfg: &Config, interface: &str) -> anyhow::Result<EbpfCapture> {
+    // -B sizes the ring buffer: a power of two of at least one page.
+    let ring_bytes = (cfg.buffer_mb.max(1) << 20)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 30);
+    let opts = EbpfOptions {
+        xdp: cfg.xdp,
+        ring_bytes,
+        ..EbpfOptions::default()
+    };
+    Ok(EbpfCapture::open(interface, opts)?)
+}
+
+/// Reads the eBPF ring buffer until `stop` turns true.
+async fn ebpf_feeder(
+    mut cap: EbpfCapture,
+    tx: mpsc::Sender<Feed>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut stats_sent = Instant::now();
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        tokio::select! {
+            r = cap.next_batch(&mut batch) => {
+                if let Err(e) = r {
+                    let _ = tx.send(Feed::Failed(anyhow::Error::new(e).context("reading the eBPF ring buffer"))).await;
+                    return;
+                }
+            }
+            () = stopped(&mut stop) => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if !batch.is_empty() && tx.send(Feed::Events(batch)).await.is_err() {
+            return;
+        }
+        if stats_sent.elapsed() >= Duration::from_secs(1) {
+            stats_sent = Instant::now();
+            let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+        }
+    }
+    // What the kernel wrote before we stopped still counts.
+    let mut batch = Vec::new();
+    while cap.drain(&mut batch) > 0 {}
+    if !batch.is_empty() {
+        let _ = tx.send(Feed::Events(batch)).await;
+    }
+    let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+    // Dropping `cap` detaches the programs.
+}
+
+/// Resolves once `stop` is true or its sender is gone; the value's read
+/// guard is dropped inside, keeping the caller's future `Send`.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
+    let capture = open_capture(cfg, interface)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let server = open_socket(cfg)?;
-        eprintln!("{}", cap.banner());
         let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
         let shared = SharedCounters::new(agg.counters().clone());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx)));
+        let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
 
         let (tx, mut rx) = mpsc::channel(64);
-        let stop = Arc::new(AtomicBool::new(false));
-        let feeder = spawn_pcap_feeder(cap, tx, stop.clone()).context("starting the capture thread")?;
+        let (feeder, capture_name) = match capture {
+            Capture::Pcap(cap) => {
+                eprintln!("{}", cap.banner());
+                let stop = Arc::new(AtomicBool::new(false));
+                let t = spawn_pcap_feeder(cap, tx, stop.clone())
+                    .context("starting the capture thread")?;
+                (Feeder::Thread(t, stop), "pcap")
+            }
+            Capture::Ebpf(cap) => {
+                eprintln!(
+                    "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB",
+                    if cfg.xdp { "XDP" } else { "TC" },
+                    (cfg.buffer_mb.max(1) << 20)
+                        .checked_next_power_of_two()
+                        .unwrap_or(1 << 30)
+                        >> 20
+                );
+                (
+                    Feeder::Task(tokio::spawn(ebpf_feeder(*cap, tx, stop_rx.clone()))),
+                    "ebpf",
+                )
+            }
+        };
         let from_ns = wall_ns();
         let mut failure = None;
-        let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feeding = true;
@@ -321,16 +453,26 @@ fn run_live_pcap(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             }
         }
         // Stop capture and count what it had already handed over.
-        stop.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        let joined = match feeder {
+            Feeder::Thread(t, stop) => {
+                stop.store(true, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || t.join().is_ok())
+                    .await
+                    .unwrap_or(false)
+            }
+            Feeder::Task(t) => t.await.is_ok(),
+        };
         while feeding {
             feeding = feed(&mut agg, rx.recv().await, &mut failure);
         }
-        let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
-        let _ = stop_tx.send(true);
+        if !joined {
+            failure.get_or_insert_with(|| anyhow::anyhow!("the capture stopped abnormally"));
+        }
         if let Some(t) = server_task {
             let _ = t.await;
         }
-        finish(&mut agg, cfg, from_ns, wall_ns(), "pcap");
+        finish(&mut agg, cfg, from_ns, wall_ns(), capture_name);
         match failure {
             Some(e) => Err(e),
             None => Ok(ExitCode::SUCCESS),

@@ -57,7 +57,9 @@ pub struct Filter {
 
 /// Why a filter expression was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("filter '{expr}': {problem} (expected {SYNTAX}, e.g. web:RX@%:80:443 or :TX@[2001:db8::/32]:%)")]
+#[error(
+    "filter '{expr}': {problem} (expected {SYNTAX}, e.g. web:RX@%:80:443 or :TX@[2001:db8::/32]:%)"
+)]
 pub struct FilterError {
     pub expr: String,
     pub problem: String,
@@ -165,7 +167,8 @@ fn parse_group(g: &str) -> Result<Group, String> {
                 None => (addr, None),
             };
             let ip: Ipv4Addr = ip.parse().map_err(|_| {
-                let looks_v6 = g.matches(':').count() >= 2 && ip.chars().all(|c| c.is_ascii_hexdigit());
+                let looks_v6 =
+                    g.matches(':').count() >= 2 && ip.chars().all(|c| c.is_ascii_hexdigit());
                 if looks_v6 {
                     format!("'{g}': write an IPv6 address in brackets, e.g. [2001:db8::1]:443")
                 } else {
@@ -332,7 +335,10 @@ mod tests {
         let e = Filter::parse(expr).unwrap_err();
         assert_eq!(e.expr, expr);
         let msg = e.to_string();
-        assert!(msg.contains(&format!("'{expr}'")) && msg.contains(SYNTAX), "{msg}");
+        assert!(
+            msg.contains(&format!("'{expr}'")) && msg.contains(SYNTAX),
+            "{msg}"
+        );
         e.problem
     }
 
@@ -431,7 +437,8 @@ mod tests {
 
         #[test]
         fn tx_matches_the_server() {
-            let set = FilterSet::parse(&["out:TX@203.0.113.0/24:%"], local(&["192.168.0.1"])).unwrap();
+            let set =
+                FilterSet::parse(&["out:TX@203.0.113.0/24:%"], local(&["192.168.0.1"])).unwrap();
             let c = conn("192.168.0.1", 40000, "203.0.113.5", 5432);
             assert_eq!(matches(&set, &c), ["TX", "out"]);
             // Not local at all: nothing.
@@ -442,7 +449,11 @@ mod tests {
 
         #[test]
         fn exclusions_win_whatever_their_position() {
-            let set = FilterSet::parse(&[":RX@*:22", "ssh:RX@%:22", ":TX@*:22"], local(&["10.0.0.1"])).unwrap();
+            let set = FilterSet::parse(
+                &[":RX@*:22", "ssh:RX@%:22", ":TX@*:22"],
+                local(&["10.0.0.1"]),
+            )
+            .unwrap();
             let c = conn("10.0.0.2", 40000, "10.0.0.1", 22);
             assert!(!set.admits(&c));
             assert!(matches(&set, &c).is_empty());
@@ -457,7 +468,9 @@ mod tests {
                 local(&["10.0.0.1"]),
             )
             .unwrap();
-            let m = |server, port| matches(&set, &conn("10.0.0.1", 1, server, port)).contains(&"f".to_string());
+            let m = |server, port| {
+                matches(&set, &conn("10.0.0.1", 1, server, port)).contains(&"f".to_string())
+            };
             assert!(m("192.168.0.1", 8080));
             assert!(m("192.168.0.2", 80));
             assert!(!m("192.168.0.2", 443));
@@ -472,20 +485,32 @@ mod tests {
                 local(&["2001:db8::1", "10.0.0.1"]),
             )
             .unwrap();
-            assert_eq!(matches(&set, &conn("2001:db8:1::5", 1, "2001:db8::1", 443)), ["RX", "v6"]);
-            assert_eq!(matches(&set, &conn("10.9.9.9", 1, "10.0.0.1", 443)), ["RX", "v4"]);
+            assert_eq!(
+                matches(&set, &conn("2001:db8:1::5", 1, "2001:db8::1", 443)),
+                ["RX", "v6"]
+            );
+            assert_eq!(
+                matches(&set, &conn("10.9.9.9", 1, "10.0.0.1", 443)),
+                ["RX", "v4"]
+            );
         }
 
         #[test]
         fn everything_local_counts_both_ways() {
             let set = FilterSet::parse::<&str>(&[], Local::Everything).unwrap();
-            assert_eq!(matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)), ["RX", "TX"]);
+            assert_eq!(
+                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)),
+                ["RX", "TX"]
+            );
         }
 
         #[test]
         fn a_connection_between_two_local_addresses_is_both() {
             let set = FilterSet::parse::<&str>(&[], local(&["10.0.0.0/24"])).unwrap();
-            assert_eq!(matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)), ["RX", "TX"]);
+            assert_eq!(
+                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)),
+                ["RX", "TX"]
+            );
         }
     }
 }

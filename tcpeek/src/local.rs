@@ -160,7 +160,14 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_input() {
-        for bad in ["", "10.0.0.256", "10.0.0.0/33", "::/129", "host", "10.0.0.0/x"] {
+        for bad in [
+            "",
+            "10.0.0.256",
+            "10.0.0.0/33",
+            "::/129",
+            "host",
+            "10.0.0.0/x",
+        ] {
             let e = bad.parse::<Prefix>().unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")), "{e}");
         }

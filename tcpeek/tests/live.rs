@@ -39,7 +39,9 @@ impl Watch {
         };
         let mut all = vec!["-i", ifname.as_str()];
         all.extend_from_slice(args);
-        let daemons = backends()
+        let backends = backends();
+        eprintln!("watching {ifname} with {backends:?}");
+        let daemons = backends
             .into_iter()
             .map(|b| Daemon::start(ns, b, &dir.path(&format!("{b}.sock")), &all))
             .collect();
@@ -61,8 +63,17 @@ impl Watch {
             .map(|d| (d.backend.clone(), d.stop()))
             .collect();
         for (b, e) in &exited {
-            assert!(e.status.success(), "{b} exited with {}: {}", e.status, e.stderr);
-            assert!(e.stderr.contains("TCPEEK SUMMARY"), "{b}: no summary:\n{}", e.stderr);
+            assert!(
+                e.status.success(),
+                "{b} exited with {}: {}",
+                e.status,
+                e.stderr
+            );
+            assert!(
+                e.stderr.contains("TCPEEK SUMMARY"),
+                "{b}: no summary:\n{}",
+                e.stderr
+            );
         }
         let first = filter_counters(&exited[0].1.counters);
         for (b, e) in &exited[1..] {
@@ -114,7 +125,11 @@ fn success_is_counted_rx_at_the_server() {
             assert_eq!(s["dport"], 8080);
             assert_eq!(s["filters"], serde_json::json!(["RX"]));
         }
-        let v6: Vec<&Value> = e.sessions.iter().filter(|s| s["dst"] == pair.server6.to_string()).collect();
+        let v6: Vec<&Value> = e
+            .sessions
+            .iter()
+            .filter(|s| s["dst"] == pair.server6.to_string())
+            .collect();
         assert_eq!(v6.len(), 1);
         assert_eq!(v6[0]["src"], pair.client6.to_string());
     }
@@ -127,8 +142,12 @@ fn success_is_counted_tx_at_the_client() {
     let _l4 = pair.server.listen(sa(pair.server4, 8081));
     let _l6 = pair.server.listen(sa(pair.server6, 8081));
     let w = Watch::start(&pair, Observer::Client, &[]);
-    pair.client.connect(sa(pair.server4, 8081), CONNECT).expect("connect");
-    pair.client.connect(sa(pair.server6, 8081), CONNECT).expect("connect");
+    pair.client
+        .connect(sa(pair.server4, 8081), CONNECT)
+        .expect("connect");
+    pair.client
+        .connect(sa(pair.server6, 8081), CONNECT)
+        .expect("connect");
     w.wait_sessions(2);
     let exited = w.stop();
     assert_counts(&exited, "TX", [2, 0, 0, 0, 0, 0, 0]);
@@ -141,7 +160,10 @@ fn closed_port_is_a_reject() {
     let pair = Pair::new();
     let w = Watch::start(&pair, Observer::Server, &[]);
     for ip in [pair.server4, pair.server6] {
-        let e = pair.client.connect(sa(ip, 9), CONNECT).expect_err("nothing listens");
+        let e = pair
+            .client
+            .connect(sa(ip, 9), CONNECT)
+            .expect_err("nothing listens");
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     }
     w.wait_sessions(2);
@@ -162,8 +184,12 @@ fn dropped_syns_time_out() {
     );
     pair.client.sysctl("net.ipv4.tcp_syn_retries", "1");
     let w = Watch::start(&pair, Observer::Server, &["-t", "3"]);
-    pair.client.connect(sa(pair.server4, 7003), CONNECT).expect_err("SYNs are dropped");
-    pair.client.connect(sa(pair.server6, 7013), CONNECT).expect_err("SYNs are dropped");
+    pair.client
+        .connect(sa(pair.server4, 7003), CONNECT)
+        .expect_err("SYNs are dropped");
+    pair.client
+        .connect(sa(pair.server6, 7013), CONNECT)
+        .expect_err("SYNs are dropped");
     w.wait_sessions(2);
     let sessions = w.daemons[0].sessions();
     let exited = w.stop();
@@ -183,7 +209,10 @@ fn dropped_syns_time_out() {
 
 /// The packet count of the nft rule that contains `rule`.
 fn nft_packets(ruleset: &str, rule: &str) -> u64 {
-    let line = ruleset.lines().find(|l| l.contains(rule)).unwrap_or_else(|| panic!("no {rule} in {ruleset}"));
+    let line = ruleset
+        .lines()
+        .find(|l| l.contains(rule))
+        .unwrap_or_else(|| panic!("no {rule} in {ruleset}"));
     let after = &line[line.find("packets ").expect("counter") + 8..];
     after.split_whitespace().next().unwrap().parse().unwrap()
 }
@@ -198,13 +227,19 @@ fn icmp_port_unreachable_with_icmp_option() {
     );
     let w = Watch::start(&pair, Observer::Server, &["--icmp"]);
     for ip in [pair.server4, pair.server6] {
-        pair.client.connect(sa(ip, 7004), CONNECT).expect_err("rejected by ICMP");
+        pair.client
+            .connect(sa(ip, 7004), CONNECT)
+            .expect_err("rejected by ICMP");
     }
     w.wait_sessions(2);
     let exited = w.stop();
     assert_counts(&exited, "RX", [0, 0, 0, 2, 0, 0, 2]);
     for (_, e) in &exited {
-        assert!(e.stderr.contains("ICMP Unreachable      :      2"), "{}", e.stderr);
+        assert!(
+            e.stderr.contains("ICMP Unreachable      :      2"),
+            "{}",
+            e.stderr
+        );
     }
 }
 
@@ -221,7 +256,9 @@ fn first_syn_dropped_counts_a_syn_retransmission() {
     );
     let w = Watch::start(&pair, Observer::Server, &[]);
     for ip in [pair.server4, pair.server6] {
-        pair.client.connect(sa(ip, 7005), CONNECT).expect("second SYN gets through");
+        pair.client
+            .connect(sa(ip, 7005), CONNECT)
+            .expect("second SYN gets through");
     }
     w.wait_sessions(2);
     let exited = w.stop();
@@ -242,9 +279,15 @@ fn lost_ack_counts_a_synack_retransmission() {
     );
     let w = Watch::start(&pair, Observer::Server, &[]);
     // Keep the connections open and silent: data would complete them too.
-    let _c4 = pair.client.connect(sa(pair.server4, 7006), CONNECT).expect("connect");
+    let _c4 = pair
+        .client
+        .connect(sa(pair.server4, 7006), CONNECT)
+        .expect("connect");
     w.wait_sessions(1);
-    let _c6 = pair.client.connect(sa(pair.server6, 7006), CONNECT).expect("connect");
+    let _c6 = pair
+        .client
+        .connect(sa(pair.server6, 7006), CONNECT)
+        .expect("connect");
     w.wait_sessions(2);
     let exited = w.stop();
     assert_counts(&exited, "RX", [2, 0, 2, 0, 0, 0, 0]);
@@ -257,13 +300,24 @@ fn named_multiport_and_exclusion_filters() {
     let ports = [7101u16, 7102, 7103, 7104];
     let _ls: Vec<_> = ports
         .iter()
-        .flat_map(|&p| [pair.server.listen(sa(pair.server4, p)), pair.server.listen(sa(pair.server6, p))])
+        .flat_map(|&p| {
+            [
+                pair.server.listen(sa(pair.server4, p)),
+                pair.server.listen(sa(pair.server6, p)),
+            ]
+        })
         .collect();
     let v6net = format!("web6:RX@[{}/64]:7101:7102", pair.client6);
     let w = Watch::start(
         &pair,
         Observer::Server,
-        &["web:RX@%:7101:7102", &v6net, "v4only:RX@10.0.0.0/8:%", ":RX@%:7103", "out:TX@%:%"],
+        &[
+            "web:RX@%:7101:7102",
+            &v6net,
+            "v4only:RX@10.0.0.0/8:%",
+            ":RX@%:7103",
+            "out:TX@%:%",
+        ],
     );
     for ip in [pair.server4, pair.server6] {
         for p in ports {
@@ -280,7 +334,13 @@ fn named_multiport_and_exclusion_filters() {
     assert_counts(&exited, "out", [0; 7]);
     for (_, e) in &exited {
         assert!(e.sessions.iter().all(|s| s["dport"] != 7103));
-        let names: Vec<&str> = e.counters.as_array().unwrap().iter().filter_map(|o| o.as_object()?.keys().next().map(String::as_str)).collect();
+        let names: Vec<&str> = e
+            .counters
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.as_object()?.keys().next().map(String::as_str))
+            .collect();
         assert_eq!(names, ["RX", "TX", "web", "web6", "v4only", "out", "pcap"]);
     }
 }
@@ -291,8 +351,12 @@ fn socket_get_refresh_and_tcpeekstat() {
     let pair = Pair::new();
     let _l = pair.server.listen(sa(pair.server4, 7200));
     let w = Watch::start(&pair, Observer::Server, &["web:RX@%:7200"]);
-    pair.client.connect(sa(pair.server4, 7200), CONNECT).expect("connect");
-    pair.client.connect(sa(pair.server4, 7201), CONNECT).expect_err("closed");
+    pair.client
+        .connect(sa(pair.server4, 7200), CONNECT)
+        .expect("connect");
+    pair.client
+        .connect(sa(pair.server4, 7201), CONNECT)
+        .expect_err("closed");
     w.wait_sessions(2);
     for d in &w.daemons {
         // Counters are published after each batch: poll until they show.
@@ -301,28 +365,48 @@ fn socket_get_refresh_and_tcpeekstat() {
             (counts(&v, "RX")[0] == 1 && counts(&v, "RX")[3] == 1).then_some(v)
         });
         assert_eq!(counts(&get, "web"), [1, 0, 0, 0, 0, 0, 0]);
-        assert!(get[3]["pcap"]["stats"]["recv"].as_u64().unwrap() > 0, "{get}");
+        assert!(
+            get[3]["pcap"]["stats"]["recv"].as_u64().unwrap() > 0,
+            "{get}"
+        );
 
         let refresh: Value = serde_json::from_str(&request(&d.socket, "REFRESH\r\n")).unwrap();
         assert_eq!(refresh[0]["RX"]["success"]["total"], 1);
-        assert_eq!(refresh[0]["RX"]["failure"], serde_json::json!({"total": 1, "timeout": 0, "reject": 1}));
-        assert_eq!(refresh.as_array().unwrap().len(), 3, "no capture element in REFRESH");
+        assert_eq!(
+            refresh[0]["RX"]["failure"],
+            serde_json::json!({"total": 1, "timeout": 0, "reject": 1})
+        );
+        assert_eq!(
+            refresh.as_array().unwrap().len(),
+            3,
+            "no capture element in REFRESH"
+        );
         let again: Value = serde_json::from_str(&request(&d.socket, "REFRESH\n")).unwrap();
         assert_eq!(again[0]["RX"]["success"]["total"], 0, "the baseline moved");
 
-        let stat = Command::new(tcpeekstat_bin()).arg("-U").arg(&d.socket).output().unwrap();
+        let stat = Command::new(tcpeekstat_bin())
+            .arg("-U")
+            .arg(&d.socket)
+            .output()
+            .unwrap();
         assert!(stat.status.success());
         let table = String::from_utf8_lossy(&stat.stdout);
-        assert!(table.contains("RX") && table.contains("web") && table.contains("reject"), "{table}");
-        let json = Command::new(tcpeekstat_bin()).arg("-U").arg(&d.socket).arg("-j").output().unwrap();
+        assert!(
+            table.contains("RX") && table.contains("web") && table.contains("reject"),
+            "{table}"
+        );
+        let json = Command::new(tcpeekstat_bin())
+            .arg("-U")
+            .arg(&d.socket)
+            .arg("-j")
+            .output()
+            .unwrap();
         let v: Value = serde_json::from_slice(&json.stdout).unwrap();
         assert_eq!(counts(&v, "web"), [1, 0, 0, 0, 0, 0, 0]);
     }
     let exited = w.stop();
     for (b, e) in &exited {
-        for d in [format!("{b}.sock")] {
-            assert!(!e.stderr.contains("error"), "{d}: {}", e.stderr);
-        }
+        assert!(!e.stderr.contains("error"), "{b}: {}", e.stderr);
     }
 }
 
@@ -344,14 +428,19 @@ fn sigint_and_sigterm_print_the_summary_and_remove_the_socket() {
     let _l = pair.server.listen(sa(pair.server4, 7300));
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let w = Watch::start(&pair, Observer::Server, &["--icmp"]);
-        pair.client.connect(sa(pair.server4, 7300), CONNECT).expect("connect");
+        pair.client
+            .connect(sa(pair.server4, 7300), CONNECT)
+            .expect("connect");
         w.wait_sessions(1);
         for d in w.daemons {
             let socket = d.socket.clone();
             let e = d.stop_with(signal);
             assert!(e.status.success(), "{}: {}", e.status, e.stderr);
             let summary = &e.stderr[e.stderr.find("========== TCPEEK SUMMARY").expect("summary")..];
-            assert!(summary.contains(" RX\n   Success: 1 session\n"), "{summary}");
+            assert!(
+                summary.contains(" RX\n   Success: 1 session\n"),
+                "{summary}"
+            );
             assert!(summary.contains("ICMP Unreachable"), "{summary}");
             assert!(summary.contains("   pending  : 0"), "{summary}");
             assert!(!socket.exists(), "socket left behind");
@@ -386,25 +475,40 @@ fn replaying_a_capture_of_the_run_gives_the_same_counters() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for l in std::io::BufReader::new(dump_err).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(dump_err)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(l);
         }
     });
-    wait_for("tcpdump to listen", || rx.try_recv().ok().filter(|l| l.contains("listening on")));
+    wait_for("tcpdump to listen", || {
+        rx.try_recv().ok().filter(|l| l.contains("listening on"))
+    });
 
     let filters = ["web:RX@%:7400", "v6:RX@[fd00::/16]:%"];
-    let w = Watch::start(&pair, Observer::Server, &["-t", "3", filters[0], filters[1]]);
+    let w = Watch::start(
+        &pair,
+        Observer::Server,
+        &["-t", "3", filters[0], filters[1]],
+    );
     for ip in [pair.server4, pair.server6] {
         for _ in 0..3 {
             pair.client.connect(sa(ip, 7400), CONNECT).expect("connect");
         }
-        pair.client.connect(sa(ip, 7402), CONNECT).expect_err("closed");
-        pair.client.connect(sa(ip, 7401), CONNECT).expect_err("dropped");
+        pair.client
+            .connect(sa(ip, 7402), CONNECT)
+            .expect_err("closed");
+        pair.client
+            .connect(sa(ip, 7401), CONNECT)
+            .expect_err("dropped");
     }
     // Two timeouts need packet time to move past them in the file: one more
     // handshake after they were reported.
     w.wait_sessions(10);
-    pair.client.connect(sa(pair.server4, 7400), CONNECT).expect("connect");
+    pair.client
+        .connect(sa(pair.server4, 7400), CONNECT)
+        .expect("connect");
     w.wait_sessions(11);
     let live = w.stop();
     // SAFETY: signalling our own child.
@@ -416,12 +520,16 @@ fn replaying_a_capture_of_the_run_gives_the_same_counters() {
     let out = Command::new(tcpeek_bin())
         .arg("-r")
         .arg(&pcap)
-        .args(["--json", "-q", "-t", "3", "--local", &local4, "--local", &local6, filters[0], filters[1]])
+        .args([
+            "--json", "-q", "-t", "3", "--local", &local4, "--local", &local6, filters[0],
+            filters[1],
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let replay: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let replay: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(
         filter_counters(&replay),
         filter_counters(&live[0].1.counters),

@@ -95,6 +95,10 @@ pub struct Engine {
     cfg: EngineConfig,
     table: Table,
     overflow: u64,
+    /// No session can expire before this time: a lower bound of the
+    /// deadlines at the heads of the two lists, so that [`Engine::expire`]
+    /// costs one comparison for most events.
+    next_expiry: u64,
 }
 
 impl Engine {
@@ -103,6 +107,7 @@ impl Engine {
             table: Table::new(cfg.max_sessions),
             cfg,
             overflow: 0,
+            next_expiry: u64::MAX,
         }
     }
 
@@ -144,20 +149,44 @@ impl Engine {
     /// Ends handshakes idle since before `now - timeout` and forgets
     /// finished ones older than the linger time.
     pub fn expire(&mut self, now: u64, out: &mut Vec<Finished>) {
+        if now < self.next_expiry {
+            return;
+        }
+        self.next_expiry = u64::MAX;
         while let Some(i) = self.table.oldest(ListId::Live) {
             let s = self.table.get(i);
             let deadline = s.last_ns.saturating_add(self.cfg.timeout_ns);
             if deadline > now {
+                self.next_expiry = deadline;
                 break;
             }
             self.finish(i, Outcome::Timeout, deadline, out);
         }
         while let Some(i) = self.table.oldest(ListId::Closed) {
-            if self.table.get(i).last_ns.saturating_add(self.cfg.linger_ns) > now {
+            let forget = self.table.get(i).last_ns.saturating_add(self.cfg.linger_ns);
+            if forget > now {
+                self.next_expiry = self.next_expiry.min(forget);
                 break;
             }
             self.table.remove(i);
         }
+    }
+
+    /// Marks activity on slot `i`, moving it to the tail of `list`.
+    fn touch(&mut self, i: u32, list: ListId) {
+        self.table.touch(i, list);
+        self.schedule(i, list);
+    }
+
+    /// Keeps [`Engine::next_expiry`] a lower bound after slot `i` was
+    /// touched on `list`.
+    fn schedule(&mut self, i: u32, list: ListId) {
+        let wait = match list {
+            ListId::Live => self.cfg.timeout_ns,
+            ListId::Closed => self.cfg.linger_ns,
+        };
+        let at = self.table.get(i).last_ns.saturating_add(wait);
+        self.next_expiry = self.next_expiry.min(at);
     }
 
     fn segment(
@@ -177,14 +206,30 @@ impl Engine {
 
         let Some(i) = self.table.find(&key) else {
             if syn && !ack && !rst && !fin {
-                self.open(Connection { client: src, server: dst }, ev, admit);
+                self.open(
+                    Connection {
+                        client: src,
+                        server: dst,
+                    },
+                    ev,
+                    admit,
+                );
             }
             return;
         };
 
         let from_client = self.table.get(i).client_is_lo == src_is_lo;
         if self.table.list_of(i) == ListId::Closed {
-            self.lingering_segment(i, ev, from_client, Connection { client: src, server: dst }, admit);
+            self.lingering_segment(
+                i,
+                ev,
+                from_client,
+                Connection {
+                    client: src,
+                    server: dst,
+                },
+                admit,
+            );
             return;
         }
 
@@ -214,7 +259,8 @@ impl Engine {
             isn: ev.seq,
             len: ev.payload_len,
         };
-        self.table.insert(Session::new(conn, opening, ev.ts_ns));
+        let i = self.table.insert(Session::new(conn, opening, ev.ts_ns));
+        self.schedule(i, ListId::Live);
     }
 
     /// A segment of a handshake that already finished: a retransmission of
@@ -237,7 +283,7 @@ impl Engine {
         let s = self.table.get_mut(i);
         if from_client && s.client.isn == ev.seq {
             s.refresh(ev.ts_ns);
-            self.table.touch(i, ListId::Closed);
+            self.touch(i, ListId::Closed);
             return;
         }
         self.table.remove(i);
@@ -272,7 +318,7 @@ impl Engine {
             }
         }
         s.refresh(ev.ts_ns);
-        self.table.touch(i, ListId::Live);
+        self.touch(i, ListId::Live);
     }
 
     fn syn_ack(&mut self, i: u32, ev: &Event, from_client: bool, out: &mut Vec<Finished>) {
@@ -313,7 +359,7 @@ impl Engine {
         }
         s.refresh(ev.ts_ns);
         let done = s.server_acked && s.client_acked;
-        self.table.touch(i, ListId::Live);
+        self.touch(i, ListId::Live);
         if done {
             self.finish(i, Outcome::Success, ev.ts_ns, out);
         }
@@ -339,7 +385,7 @@ impl Engine {
         }
         s.refresh(ev.ts_ns);
         let done = s.server_acked && s.client_acked;
-        self.table.touch(i, ListId::Live);
+        self.touch(i, ListId::Live);
         if done {
             self.finish(i, Outcome::Success, ev.ts_ns, out);
         }
@@ -356,7 +402,8 @@ impl Engine {
         } else {
             (s.server, s.server_synced(), s.client, true)
         };
-        let ack_ok = ev.tcp_flags & tcp_flags::ACK != 0 && receiver_synced && receiver.acked_by(ev.ack);
+        let ack_ok =
+            ev.tcp_flags & tcp_flags::ACK != 0 && receiver_synced && receiver.acked_by(ev.ack);
         let seq_ok = sender_synced && sender.next_seq(ev.seq);
         ack_ok || seq_ok
     }
@@ -396,7 +443,7 @@ impl Engine {
         });
         s.state = State::Closed;
         s.last_ns = s.last_ns.max(end_ns);
-        self.table.touch(i, ListId::Closed);
+        self.touch(i, ListId::Closed);
     }
 }
 

@@ -141,7 +141,7 @@ impl Table {
         };
         let slots = &self.slots;
         self.index.insert_unique(hash, i, |&j| {
-            self.hasher.hash_one(&slots[j as usize].session.key)
+            self.hasher.hash_one(slots[j as usize].session.key)
         });
         self.push_tail(i, ListId::Live);
         i

@@ -33,7 +33,11 @@ fn seg(t: u64, src: Endpoint, dst: Endpoint, flags: u8, seq: u32, ack: u32) -> E
         sport: src.port,
         dport: dst.port,
         kind: KIND_TCP,
-        family: if src.addr.is_v6() { FAMILY_V6 } else { FAMILY_V4 },
+        family: if src.addr.is_v6() {
+            FAMILY_V6
+        } else {
+            FAMILY_V4
+        },
         tcp_flags: flags,
         ..Event::ZERO
     }
@@ -154,10 +158,14 @@ mod no_session {
     fn admission_sees_client_and_server() {
         let mut e = Engine::new(EngineConfig::new(30 * S, 10, false));
         let mut seen = None;
-        e.process(&syn(0), |c| {
-            seen = Some(*c);
-            true
-        }, &mut Vec::new());
+        e.process(
+            &syn(0),
+            |c| {
+                seen = Some(*c);
+                true
+            },
+            &mut Vec::new(),
+        );
         let c = seen.unwrap();
         assert_eq!((c.client, c.server), (client(), server()));
     }
@@ -210,7 +218,13 @@ mod syn_sent {
     #[test]
     fn syn_retransmission_is_counted() {
         let mut h = Harness::new();
-        h.feed(&[syn(0), syn(S), syn(3 * S), synack(3 * S + 1), ack(3 * S + 2)]);
+        h.feed(&[
+            syn(0),
+            syn(S),
+            syn(3 * S),
+            synack(3 * S + 1),
+            ack(3 * S + 2),
+        ]);
         assert_eq!(h.only().dupsyn, 2);
     }
 
@@ -258,7 +272,11 @@ mod syn_sent {
     #[test]
     fn synack_for_another_isn_is_ignored() {
         let mut h = Harness::new();
-        h.feed(&[syn(0), s2c(1, SYN | ACK, S_ISN, C_ISN + 2), c2s(2, ACK, C_ISN + 1, S_ISN + 1)]);
+        h.feed(&[
+            syn(0),
+            s2c(1, SYN | ACK, S_ISN, C_ISN + 2),
+            c2s(2, ACK, C_ISN + 1, S_ISN + 1),
+        ]);
         assert!(h.out.is_empty());
         assert_eq!(h.engine.pending(), 1);
     }
@@ -353,7 +371,10 @@ mod syn_sent {
             seg(2, c, s, ACK, C_ISN + 1, S_ISN + 1),
         ]);
         let f = h.only();
-        assert_eq!((f.outcome, f.conn.client, f.conn.server), (Outcome::Success, c, s));
+        assert_eq!(
+            (f.outcome, f.conn.client, f.conn.server),
+            (Outcome::Success, c, s)
+        );
     }
 }
 
@@ -371,7 +392,12 @@ mod syn_received {
     #[test]
     fn synack_with_another_server_isn_is_ignored() {
         let mut h = Harness::new();
-        h.feed(&[syn(0), synack(1), s2c(2, SYN | ACK, S_ISN + 3, C_ISN + 1), ack(3)]);
+        h.feed(&[
+            syn(0),
+            synack(1),
+            s2c(2, SYN | ACK, S_ISN + 3, C_ISN + 1),
+            ack(3),
+        ]);
         let f = h.only();
         assert_eq!(f.dupsynack, 0);
     }
@@ -461,7 +487,10 @@ mod simultaneous_open {
     fn succeeds_when_one_side_acks_plainly() {
         let mut h = Harness::new();
         h.feed(&opening());
-        h.feed(&[s2c(2, SYN | ACK, S_ISN, C_ISN + 1), c2s(3, ACK, C_ISN + 1, S_ISN + 1)]);
+        h.feed(&[
+            s2c(2, SYN | ACK, S_ISN, C_ISN + 1),
+            c2s(3, ACK, C_ISN + 1, S_ISN + 1),
+        ]);
         assert_eq!(h.outcomes(), [Outcome::Success]);
     }
 
@@ -470,7 +499,10 @@ mod simultaneous_open {
         let mut h = Harness::new();
         h.feed(&opening());
         h.feed(&[s2c(2, SYN, S_ISN, 0), syn(3)]);
-        h.feed(&[c2s(4, SYN | ACK, C_ISN, S_ISN + 1), s2c(5, SYN | ACK, S_ISN, C_ISN + 1)]);
+        h.feed(&[
+            c2s(4, SYN | ACK, C_ISN, S_ISN + 1),
+            s2c(5, SYN | ACK, S_ISN, C_ISN + 1),
+        ]);
         assert_eq!(h.only().dupsyn, 2);
     }
 
@@ -489,7 +521,14 @@ mod closed {
     #[test]
     fn late_segments_change_nothing() {
         let mut h = Harness::new();
-        h.feed(&[syn(0), synack(1), ack(2), synack(S), ack(S + 1), s2c(S + 2, RST | ACK, S_ISN + 1, C_ISN + 1)]);
+        h.feed(&[
+            syn(0),
+            synack(1),
+            ack(2),
+            synack(S),
+            ack(S + 1),
+            s2c(S + 2, RST | ACK, S_ISN + 1, C_ISN + 1),
+        ]);
         assert_eq!(h.outcomes(), [Outcome::Success]);
         assert_eq!(h.engine.pending(), 0);
     }
@@ -507,7 +546,15 @@ mod closed {
     fn retransmitted_syn_after_timeout_does_not_count_again() {
         // -t 5: a client backing off (1, 3, 7, 15, 31 s) outlives the timeout.
         let mut h = Harness::with(EngineConfig::new(5 * S, 10, false));
-        h.feed(&[syn(0), syn(S), syn(3 * S), syn(7 * S), syn(15 * S), syn(31 * S), syn(63 * S)]);
+        h.feed(&[
+            syn(0),
+            syn(S),
+            syn(3 * S),
+            syn(7 * S),
+            syn(15 * S),
+            syn(31 * S),
+            syn(63 * S),
+        ]);
         h.expire(400 * S);
         assert_eq!(h.outcomes(), [Outcome::Timeout]);
         assert_eq!(h.out[0].dupsyn, 3);

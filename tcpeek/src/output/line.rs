@@ -111,7 +111,11 @@ mod tests {
 
     #[test]
     fn table_line_has_the_originals_columns() {
-        let line = format_line(&finished("192.168.2.227", "192.168.2.207", Outcome::Timeout));
+        let line = format_line(&finished(
+            "192.168.2.227",
+            "192.168.2.207",
+            Outcome::Timeout,
+        ));
         let (time, rest) = line.split_once(" | ").unwrap();
         assert_eq!(time, "  39.947");
         let cols: Vec<&str> = rest.split(" | ").collect();
@@ -125,14 +129,26 @@ mod tests {
 
     #[test]
     fn ipv6_widens_the_address_columns() {
-        let line = format_line(&finished("2001:db8::1234:5678:9abc", "2001:db8::1", Outcome::Success));
-        assert!(line.contains("2001:db8::1234:5678:9abc:48967     2001:db8::1:80    |      success      |"), "{line}");
+        let line = format_line(&finished(
+            "2001:db8::1234:5678:9abc",
+            "2001:db8::1",
+            Outcome::Success,
+        ));
+        assert!(
+            line.contains(
+                "2001:db8::1234:5678:9abc:48967     2001:db8::1:80    |      success      |"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
     fn json_line_carries_everything() {
-        let v: serde_json::Value =
-            serde_json::from_str(&json_line(&finished("10.0.0.2", "10.0.0.1", Outcome::Reject), &["RX", "web"])).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json_line(
+            &finished("10.0.0.2", "10.0.0.1", Outcome::Reject),
+            &["RX", "web"],
+        ))
+        .unwrap();
         assert_eq!(v["start"], "2026-01-01T00:00:00.123000Z");
         assert_eq!(v["duration"], 39.947);
         assert_eq!(v["src"], "10.0.0.2");

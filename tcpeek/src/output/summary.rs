@@ -58,8 +58,16 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
     let _ = writeln!(s, "   malformed : {}", c.capture.malformed);
     let _ = writeln!(s, "{RULE}");
     let _ = writeln!(s, " engine stats");
-    let _ = writeln!(s, "   pending  : {}  (handshakes still open, not counted)", c.engine.pending);
-    let _ = writeln!(s, "   overflow : {}  (SYNs not tracked: table full)", c.engine.overflow);
+    let _ = writeln!(
+        s,
+        "   pending  : {}  (handshakes still open, not counted)",
+        c.engine.pending
+    );
+    let _ = writeln!(
+        s,
+        "   overflow : {}  (SYNs not tracked: table full)",
+        c.engine.overflow
+    );
     let _ = writeln!(s, "====================================");
     s
 }
@@ -96,7 +104,10 @@ mod tests {
         assert!(!s.contains("ICMP Unreachable"));
         assert!(s.contains(" pcap stats\n   recv   : 0\n   drop   : 3\n   ifdrop : 0\n"));
         assert!(s.contains("   pending  : 4"));
-        assert_eq!(*lines.last().unwrap(), "====================================");
+        assert_eq!(
+            *lines.last().unwrap(),
+            "===================================="
+        );
         let with_icmp = format_summary(&c, &SummaryInfo { icmp: true, ..info });
         assert!(with_icmp.contains("     ICMP Unreachable      :      0\n"));
     }

@@ -63,7 +63,10 @@ pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = cond() {
             return v;
         }
-        assert!(start.elapsed() < PATIENCE, "gave up after {PATIENCE:?} waiting for {what}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -76,7 +79,10 @@ pub struct Netns {
 impl Netns {
     fn new(name: String) -> Netns {
         // A namespace left over by a killed run of the same name.
-        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         run("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -115,9 +121,18 @@ impl Netns {
         use std::io::Write;
         // One statement per line: nft's parser does not take "stmt; }".
         let ruleset = ruleset.replace(';', "\n").replace('}', "\n}");
-        child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ruleset.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {
@@ -154,7 +169,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -182,13 +199,27 @@ impl Pair {
         let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
         // Created in the client namespace so that nothing ever appears in
         // the host's.
-        client.ip(&["link", "add", &client_if, "type", "veth", "peer", "name", &server_if, "netns", &server.name]);
+        client.ip(&[
+            "link",
+            "add",
+            &client_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_if,
+            "netns",
+            &server.name,
+        ]);
         let net = n % 250 + 1;
         let client4: IpAddr = format!("10.213.{net}.2").parse().unwrap();
         let server4: IpAddr = format!("10.213.{net}.1").parse().unwrap();
         let client6: IpAddr = format!("fd00:213:{net}::2").parse().unwrap();
         let server6: IpAddr = format!("fd00:213:{net}::1").parse().unwrap();
-        for (ns, ifname, v4, v6) in [(&client, &client_if, client4, client6), (&server, &server_if, server4, server6)] {
+        for (ns, ifname, v4, v6) in [
+            (&client, &client_if, client4, client6),
+            (&server, &server_if, server4, server6),
+        ] {
             ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
             ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
             ns.ip(&["link", "set", ifname, "up"]);
@@ -207,7 +238,11 @@ impl Pair {
         wait_for("veth link up", || {
             pair.client
                 .enter(|| std::net::UdpSocket::bind(SocketAddr::new(pair.client4, 0)).ok())
-                .filter(|_| pair.server.ip(&["-br", "link", "show", &pair.server_if]).contains("UP"))
+                .filter(|_| {
+                    pair.server
+                        .ip(&["-br", "link", "show", &pair.server_if])
+                        .contains("UP")
+                })
         });
         pair
     }
@@ -334,10 +369,17 @@ impl Daemon {
 
     /// Waits until at least `n` handshakes have finished.
     pub fn wait_sessions(&self, n: usize) -> Vec<Value> {
-        wait_for(&format!("{n} finished handshakes from {} (stderr: {})", self.backend, self.stderr()), || {
-            let s = self.sessions();
-            (s.len() >= n).then_some(s)
-        })
+        wait_for(
+            &format!(
+                "{n} finished handshakes from {} (stderr: {})",
+                self.backend,
+                self.stderr()
+            ),
+            || {
+                let s = self.sessions();
+                (s.len() >= n).then_some(s)
+            },
+        )
     }
 
     pub fn pid(&self) -> u32 {
@@ -357,7 +399,11 @@ impl Daemon {
         let counters = lines
             .iter()
             .rev()
-            .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_array))
+            .find_map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .filter(Value::is_array)
+            })
             .unwrap_or(Value::Null);
         Exited {
             status,
@@ -393,7 +439,11 @@ pub fn filter<'a>(counters: &'a Value, name: &str) -> &'a Value {
 /// `(success.total, dupsyn, dupsynack, failure.total, timeout, reject, unreach)`
 pub fn counts(counters: &Value, name: &str) -> [u64; 7] {
     let f = filter(counters, name);
-    let g = |s: &str, k: &str| f[s][k].as_u64().unwrap_or_else(|| panic!("{name}.{s}.{k} in {counters}"));
+    let g = |s: &str, k: &str| {
+        f[s][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}.{s}.{k} in {counters}"))
+    };
     [
         g("success", "total"),
         g("success", "dupsyn"),
@@ -409,7 +459,12 @@ pub fn counts(counters: &Value, name: &str) -> [u64; 7] {
 pub fn filter_counters(counters: &Value) -> Vec<Value> {
     counters
         .as_array()
-        .map(|a| a.iter().filter(|e| e.get("pcap").is_none()).cloned().collect())
+        .map(|a| {
+            a.iter()
+                .filter(|e| e.get("pcap").is_none())
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -422,7 +477,32 @@ pub fn backends() -> Vec<&'static str> {
     b
 }
 
-/// Whether this build and kernel can run the eBPF backend.
+/// Whether this kernel lets the eBPF backend run: it loads on the loopback
+/// interface of a namespace of its own. When it cannot, the reason is
+/// printed and the tests run with libpcap only.
 pub fn ebpf_available() -> bool {
-    false
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let ns = Netns::new(format!("tpk{}probe", std::process::id() % 100_000));
+        let dir = TempDir::new("probe");
+        let mut child = ns
+            .command(&tcpeek_bin())
+            .args(["--backend", "ebpf", "-i", "lo", "-q", "-U"])
+            .arg(dir.path("s"))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tcpeek");
+        let err = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(err).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let ok = first.contains("listening on");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        if !ok {
+            eprintln!("eBPF backend unavailable, testing libpcap only: {first}");
+        }
+        ok
+    })
 }

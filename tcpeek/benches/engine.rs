@@ -1,0 +1,299 @@
+//! Engine and file-mode benchmarks. Prints figures; asserts nothing.
+//!
+//! `cargo bench -p tcpeek --bench engine`
+//!
+//! 1. Engine throughput on a synthetic event stream (handshakes followed by
+//!    data segments, as libpcap delivers them), engine alone and with
+//!    filters and counters.
+//! 2. Memory per tracked handshake: a table filled with open handshakes.
+//! 3. File mode: packets/s of `tcpeek -r`'s read loop on a large generated
+//!    capture, next to a bare libpcap read loop over the same file.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Instant;
+
+use etherparse::PacketBuilder;
+use tcpeek::capture::decode::ChecksumMode;
+use tcpeek::capture::pcap::{Next, PcapCapture};
+use tcpeek::daemon::Aggregator;
+use tcpeek::engine::{Engine, EngineConfig};
+use tcpeek::filter::FilterSet;
+use tcpeek::local::{Local, Prefix};
+use tcpeek::output::SessionPrinter;
+use tcpeek_common::{tcp_flags::*, Event, FAMILY_V4, KIND_TCP};
+
+const SERVER: [u8; 4] = [10, 0, 0, 1];
+const DATA_PER_CONN: usize = 3;
+
+fn client_ip(i: u32) -> [u8; 4] {
+    let c = 0x0a80_0000u32 + i / 50_000;
+    c.to_be_bytes()
+}
+
+fn client_port(i: u32) -> u16 {
+    (i % 50_000) as u16 + 10_000
+}
+
+/// One connection's segments: handshake, then data both ways.
+fn connection(i: u32, t0: u64) -> Vec<(Event, [u8; 4], [u8; 4])> {
+    let c = client_ip(i);
+    let cp = client_port(i);
+    let (cisn, sisn) = (i.wrapping_mul(2_654_435_761), i.wrapping_mul(40_503));
+    let seg = |dt: u64, from_client: bool, flags: u8, seq: u32, ack: u32, len: u16| {
+        let (s, d, sp, dp) = if from_client {
+            (c, SERVER, cp, 80)
+        } else {
+            (SERVER, c, 80, cp)
+        };
+        let mut ev = Event {
+            ts_ns: t0 + dt,
+            seq,
+            ack,
+            sport: sp,
+            dport: dp,
+            payload_len: len,
+            kind: KIND_TCP,
+            family: FAMILY_V4,
+            tcp_flags: flags,
+            ..Event::ZERO
+        };
+        ev.saddr[..4].copy_from_slice(&s);
+        ev.daddr[..4].copy_from_slice(&d);
+        (ev, s, d)
+    };
+    let mut v = vec![
+        seg(0, true, SYN, cisn, 0, 0),
+        seg(1000, false, SYN | ACK, sisn, cisn + 1, 0),
+        seg(2000, true, ACK, cisn + 1, sisn + 1, 0),
+    ];
+    for k in 0..DATA_PER_CONN as u32 {
+        v.push(seg(
+            3000 + u64::from(k) * 1000,
+            k % 2 == 0,
+            ACK | PSH,
+            cisn + 1 + k * 100,
+            sisn + 1,
+            100,
+        ));
+    }
+    v
+}
+
+/// Connections 1 ms apart (1000 handshakes/s): finished handshakes are
+/// forgotten after the 130 s linger time, so after the first 130 000 the
+/// table stays the same size, as in a long-running daemon.
+const SPACING_NS: u64 = 1_000_000;
+
+fn stream(from: u32, to: u32) -> Vec<Event> {
+    (from..to)
+        .flat_map(|i| connection(i, u64::from(i) * SPACING_NS))
+        .map(|(e, _, _)| e)
+        .collect()
+}
+
+fn filters() -> FilterSet {
+    let local = Local::Prefixes(vec![Prefix::host(IpAddr::V4(Ipv4Addr::from(SERVER)))]);
+    FilterSet::parse(
+        &["web:RX@%:80:443", "lan:RX@10.128.0.0/9:%", ":RX@%:22"],
+        local,
+    )
+    .unwrap()
+}
+
+fn engine_throughput() {
+    let (warm, conns) = (200_000, 500_000);
+    let warmup = stream(0, warm);
+    let events = stream(warm, warm + conns);
+    let cfg = EngineConfig::new(60_000_000_000, 2_000_000, false);
+    println!(
+        "engine: {} events ({conns} handshakes + {DATA_PER_CONN} data segments each), after {warm} handshakes of warm-up",
+        events.len()
+    );
+
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let mut engine = Engine::new(cfg);
+        let mut out = Vec::with_capacity(64);
+        for ev in &warmup {
+            engine.expire(ev.ts_ns, &mut out);
+            engine.process(ev, |_| true, &mut out);
+            out.clear();
+        }
+        let t = Instant::now();
+        for ev in &events {
+            engine.expire(ev.ts_ns, &mut out);
+            engine.process(ev, |_| true, &mut out);
+            out.clear();
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        black_box(engine.pending());
+    }
+    println!(
+        "  engine alone:                 {:6.1} M events/s",
+        events.len() as f64 / best / 1e6
+    );
+
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let mut agg = Aggregator::new(
+            Engine::new(cfg),
+            filters(),
+            SessionPrinter::new(true, false, Box::new(std::io::sink())),
+        );
+        for ev in &warmup {
+            agg.event(ev);
+        }
+        let t = Instant::now();
+        for ev in &events {
+            agg.event(ev);
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(
+            agg.counters().filters[0].1.success.total,
+            u64::from(warm + conns)
+        );
+    }
+    println!(
+        "  engine + filters + counters:  {:6.1} M events/s",
+        events.len() as f64 / best / 1e6
+    );
+}
+
+fn memory_per_handshake() {
+    for n in [100_000u32, 1_000_000, 2_000_000] {
+        let mut engine = Engine::new(EngineConfig::new(60_000_000_000, n as usize, false));
+        let mut out = Vec::new();
+        for i in 0..n {
+            let (syn, _, _) = connection(i, 0).swap_remove(0);
+            engine.process(&syn, |_| true, &mut out);
+        }
+        assert_eq!(engine.pending(), n as usize);
+        println!(
+            "memory: {n:>9} open handshakes: {:6.1} MB, {:5.1} bytes per handshake",
+            engine.heap_bytes() as f64 / 1e6,
+            engine.heap_bytes() as f64 / f64::from(n)
+        );
+    }
+}
+
+fn write_capture(path: &Path, conns: u32) -> usize {
+    let cap = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+    let mut save = cap.savefile(path).unwrap();
+    let mut frames = 0;
+    let mut buf = Vec::new();
+    for i in 0..conns {
+        for (ev, s, d) in connection(i, 1_767_225_600_000_000_000 + u64::from(i) * SPACING_NS) {
+            buf.clear();
+            let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4(s, d, 64)
+                .tcp(ev.sport, ev.dport, ev.seq, 65_535)
+                .ack(ev.ack);
+            let f = ev.tcp_flags;
+            if f & SYN != 0 {
+                b = b.syn();
+            }
+            if f & PSH != 0 {
+                b = b.psh();
+            }
+            if f & ACK == 0 {
+                // Builder sets ACK with .ack(); a bare SYN has it cleared below.
+            }
+            let payload = vec![0u8; usize::from(ev.payload_len)];
+            b.write(&mut buf, &payload).unwrap();
+            if f & ACK == 0 {
+                // TCP flags byte: 14 (Ethernet) + 20 (IPv4) + 13.
+                buf[14 + 20 + 13] &= !ACK;
+            }
+            let ts = ev.ts_ns;
+            let header = pcap::PacketHeader {
+                ts: libc::timeval {
+                    tv_sec: (ts / 1_000_000_000) as libc::time_t,
+                    tv_usec: ((ts % 1_000_000_000) / 1000) as libc::suseconds_t,
+                },
+                caplen: buf.len() as u32,
+                len: buf.len() as u32,
+            };
+            save.write(&pcap::Packet::new(&header, &buf));
+            frames += 1;
+        }
+    }
+    save.flush().unwrap();
+    frames
+}
+
+fn file_mode() {
+    let dir = std::env::temp_dir().join(format!("tcpeek-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.pcap");
+    let conns = 300_000;
+    let frames = write_capture(&path, conns);
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "file mode: {frames} frames, {:.0} MB ({conns} handshakes)",
+        size as f64 / 1e6
+    );
+
+    let mut bare = f64::MAX;
+    let mut ours = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut cap = pcap::Capture::from_file(&path).unwrap();
+        let mut n = 0usize;
+        let mut bytes = 0usize;
+        while let Ok(p) = cap.next_packet() {
+            n += 1;
+            bytes += p.data.len();
+        }
+        black_box(bytes);
+        assert_eq!(n, frames);
+        bare = bare.min(t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).unwrap();
+        let mut agg = Aggregator::new(
+            Engine::new(EngineConfig::new(60_000_000_000, 2_000_000, false)),
+            filters(),
+            SessionPrinter::new(true, false, Box::new(std::io::sink())),
+        );
+        while let Ok(Next::Event(ev)) = cap.next() {
+            agg.event(&ev);
+        }
+        ours = ours.min(t.elapsed().as_secs_f64());
+        assert_eq!(agg.counters().filters[0].1.success.total, u64::from(conns));
+    }
+    println!(
+        "  bare libpcap loop:   {:6.2} M packets/s ({bare:.3} s)",
+        frames as f64 / bare / 1e6
+    );
+    println!(
+        "  tcpeek -r loop:      {:6.2} M packets/s ({ours:.3} s)",
+        frames as f64 / ours / 1e6
+    );
+    println!("  ratio tcpeek / bare: {:6.2}x the time", ours / bare);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cargo bench -p tcpeek --bench engine [-- engine|memory|file]`
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    // `cargo test --benches` passes no section and `--test`-style flags:
+    // build only.
+    if std::env::args().any(|a| a == "--test") {
+        return;
+    }
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    if want("engine") {
+        engine_throughput();
+    }
+    if want("memory") {
+        memory_per_handshake();
+    }
+    if want("file") {
+        file_mode();
+    }
+}
