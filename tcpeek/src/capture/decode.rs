@@ -24,8 +24,8 @@
 
 use etherparse::{
     checksum::Sum16BitWords, err, ip_number, Ethernet2Header, Ethernet2HeaderSlice,
-    IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice,
-    SingleVlanHeader, SingleVlanHeaderSlice, TcpHeaderSlice,
+    IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeader,
+    SingleVlanHeaderSlice, TcpHeaderSlice,
 };
 use tcpeek_common::{
     Event, DIR_EGRESS, DIR_INGRESS, DIR_UNKNOWN, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH, KIND_TCP,
@@ -380,33 +380,17 @@ impl Decoder {
             "IPv6 packet",
         )?;
 
-        let (exts, proto, segment, ext_err) =
-            Ipv6ExtensionsSlice::from_slice_lax(ip.next_header(), body);
-        // RFC 8200 section 4.5: a fragment with a non-zero offset carries no
-        // upper-layer header; look before trusting what follows it.
-        let mut fragmented = false;
-        // RFC 8200 section 8.1: with a routing header the pseudo-header holds
-        // the final destination, which only the routing header knows.
-        let mut routed = false;
-        for ext in exts.clone() {
-            match ext {
-                Ipv6ExtensionSlice::Fragment(frag) => {
-                    if frag.fragment_offset().value() != 0 {
-                        return Ok(None);
-                    }
-                    fragmented |= frag.more_fragments();
-                }
-                Ipv6ExtensionSlice::Routing(_) => routed = true,
-                _ => {}
-            }
-        }
-        if let Some((e, _layer)) = ext_err {
-            return Err(ipv6_ext_err(e));
-        }
+        let Some(upper) = ipv6_upper_layer(ip.next_header(), body, "IPv6 extension header")? else {
+            return Ok(None);
+        };
+        let proto = upper.proto;
         let transport = Transport {
-            segment,
-            declared_len: payload_len.saturating_sub(exts.slice().len()),
-            verifiable: complete && !fragmented && !routed,
+            segment: upper.payload,
+            declared_len: payload_len.saturating_sub(upper.ext_len),
+            // RFC 8200 section 8.1: with a routing header the pseudo-header
+            // holds the final destination, which only the routing header
+            // knows; skip verification rather than guess.
+            verifiable: complete && !upper.fragmented && !upper.routed,
         };
 
         let src = ip.source();
@@ -569,22 +553,15 @@ fn icmp6_event(icmp: &[u8]) -> Result<Option<Event>, DecodeError> {
     // The quote is cut short by the ICMPv6 size limit (RFC 4443 section
     // 2.4 (c)), so its payload length field does not describe it.
     let rest = quote.get(IPV6_HEADER_LEN..).unwrap_or_default();
-    let (exts, proto, tcp, ext_err) = Ipv6ExtensionsSlice::from_slice_lax(ip.next_header(), rest);
-    for ext in exts {
-        if let Ipv6ExtensionSlice::Fragment(frag) = ext {
-            if frag.fragment_offset().value() != 0 {
-                return Ok(None);
-            }
-        }
-    }
-    if let Some((e, _layer)) = ext_err {
-        return Err(ipv6_ext_err(e));
-    }
-    if proto != ip_number::TCP {
+    let Some(upper) = ipv6_upper_layer(ip.next_header(), rest, "quoted IPv6 extension header")?
+    else {
+        return Ok(None);
+    };
+    if upper.proto != ip_number::TCP {
         return Ok(None);
     }
     quoted_tcp_event(
-        tcp,
+        upper.payload,
         ip.source(),
         ip.destination(),
         FAMILY_V6,
@@ -703,12 +680,80 @@ fn malformed(layer: &'static str, e: impl std::fmt::Display) -> DecodeError {
     }
 }
 
-fn ipv6_ext_err(e: err::ipv6_exts::HeaderSliceError) -> DecodeError {
-    const LAYER: &str = "IPv6 extension header";
-    match e {
-        err::ipv6_exts::HeaderSliceError::Len(e) => len_err(LAYER, e),
-        err::ipv6_exts::HeaderSliceError::Content(e) => malformed(LAYER, e),
+/// Where an IPv6 extension header chain ends.
+struct Ipv6UpperLayer<'a> {
+    /// The upper-layer protocol (TCP, ICMPv6, ...).
+    proto: IpNumber,
+    /// The bytes after the last extension header.
+    payload: &'a [u8],
+    /// Total length of the extension headers.
+    ext_len: usize,
+    /// A fragment header with "more fragments" set (offset 0).
+    fragmented: bool,
+    /// A routing header is present.
+    routed: bool,
+}
+
+/// Most extension headers tcpeek walks through; RFC 8200 section 4.1 allows
+/// each at most once (destination options twice), so more is hostile.
+const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// Walks the IPv6 extension header chain starting with `next` (RFC 8200
+/// section 4; AH: RFC 4302 section 2.2) to the upper-layer header. `Ok(None)`
+/// for a fragment with a non-zero offset, which carries no upper-layer header
+/// (RFC 8200 section 4.5) and whose bytes must not be parsed as one.
+///
+/// Hand-written rather than etherparse's `Ipv6ExtensionsSlice`: in 0.21,
+/// iterating the slice returned by `from_slice_lax` after it stopped on an
+/// error reads past the end of the buffer (unchecked `get_unchecked`; found
+/// by tcpeek's fuzz target).
+fn ipv6_upper_layer<'a>(
+    mut next: IpNumber,
+    bytes: &'a [u8],
+    layer: &'static str,
+) -> Result<Option<Ipv6UpperLayer<'a>>, DecodeError> {
+    let mut offset = 0;
+    let mut fragmented = false;
+    let mut routed = false;
+    for _ in 0..=MAX_IPV6_EXT_HEADERS {
+        let rest = bytes.get(offset..).unwrap_or_default();
+        let len = match next {
+            ip_number::IPV6_HOP_BY_HOP | ip_number::IPV6_ROUTE | ip_number::IPV6_DEST_OPTIONS => {
+                // Length in 8-byte units, not counting the first 8 bytes.
+                (usize::from(need(rest, 2, layer)?[1]) + 1) * 8
+            }
+            ip_number::IPV6_FRAG => 8,
+            // AH counts 4-byte units, not counting the first 8 bytes.
+            ip_number::AUTH => (usize::from(need(rest, 2, layer)?[1]) + 2) * 4,
+            proto => {
+                return Ok(Some(Ipv6UpperLayer {
+                    proto,
+                    payload: rest,
+                    ext_len: offset,
+                    fragmented,
+                    routed,
+                }))
+            }
+        };
+        let header = need(rest, len, layer)?;
+        match next {
+            ip_number::IPV6_FRAG => {
+                // Offset (13 bits) in 8-byte units, 2 reserved bits, M flag.
+                let field = be16(header, 2);
+                if field >> 3 != 0 {
+                    return Ok(None);
+                }
+                fragmented |= field & 1 == 1;
+            }
+            ip_number::IPV6_ROUTE => routed = true,
+            _ => {}
+        }
+        next = IpNumber(header[0]);
+        offset += len;
     }
+    Err(DecodeError::Unsupported {
+        what: "chain of more than 8 IPv6 extension headers",
+    })
 }
 
 #[cfg(test)]
@@ -1273,6 +1318,46 @@ mod tests {
             assert!(matches!(
                 decode(LinkType::RawIp, &ip),
                 Err(DecodeError::Truncated { .. })
+            ));
+        }
+
+        #[test]
+        fn extension_chain_stopping_on_an_error_is_not_read_past_its_end() {
+            // Found by the fuzz target: etherparse 0.21's extension iterator
+            // read out of bounds on this frame (a hop-by-hop header whose
+            // next header is hop-by-hop again, which its lax parser stops
+            // on).
+            let frame = [
+                0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x86, 0xdd,
+                0x60, 0x00, 0x00, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xfd, 0x00, 0x00, 0x00,
+                0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x01, 0x04, 0x9e, 0x2a, 0x00, 0x00, 0x00, 0x00,
+                0x60, 0x00, 0x00, 0x00, 0x00, 0x28, 0x06, 0x40, 0xfd, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xfd, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x9c, 0x6f,
+                0x1f, 0x90, 0xed, 0xb5, 0xd6, 0x2b, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0,
+                0x8f, 0xae, 0x00, 0x0d, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00,
+                0x0f, 0x43, 0x6c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+            ];
+            let d = Decoder::new(LinkType::Ethernet, ChecksumMode::IpTcp);
+            // Any answer but a crash; the garbage chain leads nowhere.
+            let r = d.decode(TS, &frame, frame.len());
+            assert!(matches!(r, Ok(None) | Err(_)), "{r:?}");
+        }
+
+        #[test]
+        fn endless_extension_chain_is_unsupported() {
+            let mut ip = ip6_syn()[..40].to_vec();
+            ip[6] = 60; // destination options, pointing at another one
+            for _ in 0..20 {
+                ip.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            let len = (ip.len() - 40) as u16;
+            ip[4..6].copy_from_slice(&len.to_be_bytes());
+            assert!(matches!(
+                decode(LinkType::RawIp, &ip),
+                Err(DecodeError::Unsupported { .. })
             ));
         }
 
