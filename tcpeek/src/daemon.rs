@@ -211,8 +211,14 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    // Packet time went on to the last frame, relevant or not: handshakes
+    // idle for the timeout by then have timed out.
+    if let Some(last) = cap.last_frame_ns() {
+        agg.tick(last);
+    }
     agg.set_capture_stats(cap.stats());
     let (from, to) = agg.packet_span().unwrap_or((0, 0));
+    let to = cap.last_frame_ns().unwrap_or(to).max(to);
     finish(&mut agg, cfg, from, to, "pcap");
     match failure {
         // Everything before the damage was counted and reported above.

@@ -1,17 +1,33 @@
 //! Project tasks, run as `cargo xtask <task>` (alias in .cargo/config.toml).
 //!
 //! Each task is a subcommand with its own module; `main` only dispatches.
+//! `demo` and `test` are the README's two commands: both start with the
+//! idempotent set-up script, so they work on a fresh machine.
 
 mod fixtures;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context};
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  fixtures   regenerate the capture files in tests/fixtures/";
+  demo [TCPEEK ARGS...]  set up, build, run tcpeek on the bundled example
+                         capture (or with the given arguments, e.g. -i eth0)
+  test                   set up, then check formatting, lints and run every test
+  fixtures               regenerate the capture files in tests/fixtures/";
+
+/// The bundled example and the addresses that are "this host" in it.
+const DEMO: [&str; 6] = [
+    "-r",
+    "tests/fixtures/mixed.pcap",
+    "--local",
+    "10.0.0.1",
+    "--local",
+    "fd00::1",
+];
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -22,6 +38,11 @@ fn main() -> anyhow::Result<()> {
             no_args("fixtures", &rest)?;
             let dir = workspace_root()?.join("tests").join("fixtures");
             fixtures::run(&dir).with_context(|| format!("writing fixtures to {}", dir.display()))
+        }
+        Some("demo") => demo(&rest),
+        Some("test") => {
+            no_args("test", &rest)?;
+            test()
         }
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
@@ -44,4 +65,69 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask's manifest directory has no parent")
+}
+
+/// Runs `program args` in the workspace root; fails naming the command.
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The cargo that runs us.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Installs what building and testing need (scripts/setup.sh, as root).
+fn setup() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!(
+            "xtask: not root: skipping scripts/setup.sh (run it as root once on a fresh machine)"
+        );
+        return Ok(());
+    }
+    run("bash", &["scripts/setup.sh"])
+}
+
+fn demo(args: &[String]) -> anyhow::Result<()> {
+    setup()?;
+    run(
+        &cargo(),
+        &["build", "--release", "--package", "tcpeek", "--bins"],
+    )?;
+    let args: Vec<&str> = if args.is_empty() {
+        DEMO.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    run("target/release/tcpeek", &args)
+}
+
+fn test() -> anyhow::Result<()> {
+    setup()?;
+    let cargo = cargo();
+    run(&cargo, &["fmt", "--all", "--check"])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run(&cargo, &["test", "--workspace"])
 }

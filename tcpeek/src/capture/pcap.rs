@@ -46,11 +46,13 @@ const MAX_WAIT: Duration = Duration::from_millis(READ_TIMEOUT_MS as u64);
 /// because it shifts the offsets of everything after it (pcap-filter(7));
 /// libpcap supports it on Ethernet but not on Linux cooked captures (where
 /// the kernel has already removed the tag), so a shorter filter is tried
-/// next. Note that `tcp` and `icmp6` match IPv6 only when no extension header
-/// precedes the upper-layer header (pcap-filter(7), `ip6 protochain`).
+/// next. `tcp` and `icmp6` match IPv6 only when no extension header
+/// precedes the upper-layer header (pcap-filter(7), `ip6 protochain`), and
+/// `protochain` is a loop the kernel's BPF refuses, so all of IPv6 is let
+/// through and the decoder walks the extension headers itself.
 const FILTERS: [&str; 2] = [
-    "tcp or icmp or icmp6 or (vlan and (tcp or icmp or icmp6))",
-    "tcp or icmp or icmp6",
+    "tcp or icmp or ip6 or (vlan and (tcp or icmp or ip6))",
+    "tcp or icmp or ip6",
 ];
 
 /// How to open a live capture.
@@ -135,6 +137,8 @@ pub struct PcapCapture {
     nanos: bool,
     /// Frames read from a file.
     frames: u64,
+    /// Time of the last frame read, relevant or not (ns since the epoch).
+    last_frame_ns: Option<u64>,
     malformed: u64,
     last_malformed: Option<DecodeError>,
     /// Live counters, widened from libpcap's wrapping 32-bit ones.
@@ -202,6 +206,7 @@ impl PcapCapture {
             filter,
             nanos,
             frames: 0,
+            last_frame_ns: None,
             malformed: 0,
             last_malformed: None,
             recv: Counter::default(),
@@ -261,6 +266,7 @@ impl PcapCapture {
             // microsecond files.
             nanos: true,
             frames: 0,
+            last_frame_ns: None,
             malformed: 0,
             last_malformed: None,
             recv: Counter::default(),
@@ -378,6 +384,7 @@ impl PcapCapture {
                 i64::from(packet.header.ts.tv_usec),
                 self.nanos,
             );
+            self.last_frame_ns = Some(ts);
             let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
             match self.decoder.decode(ts, packet.data, wire_len) {
                 Ok(Some(event)) => return Ok(Next::Event(event)),
@@ -419,6 +426,12 @@ impl PcapCapture {
                 malformed: self.malformed,
             },
         }
+    }
+
+    /// Time of the last frame read, relevant or not: for a capture file, how
+    /// far packet time has advanced.
+    pub fn last_frame_ns(&self) -> Option<u64> {
+        self.last_frame_ns
     }
 
     /// Why the most recent malformed frame was rejected (for debug logs).

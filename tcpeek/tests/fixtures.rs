@@ -1,0 +1,252 @@
+//! File mode on the generated captures in tests/fixtures (see its README
+//! and `cargo xtask fixtures`): each gives known counters, every time.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const LOCAL: [&str; 4] = ["--local", "10.0.0.1", "--local", "fd00::1"];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+struct Run {
+    sessions: Vec<Value>,
+    counters: Value,
+    stderr: String,
+}
+
+/// `tcpeek -r FIXTURE --json ARGS...`, which must succeed.
+fn read(name: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpeek"))
+        .arg("-r")
+        .arg(fixture(name))
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{name}: {stderr}");
+    let values: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}")))
+        .collect();
+    let (counters, sessions) = values.split_last().expect("final counters line");
+    assert!(counters.is_array(), "{counters}");
+    Run {
+        sessions: sessions.to_vec(),
+        counters: counters.clone(),
+        stderr,
+    }
+}
+
+/// `(success, dupsyn, dupsynack, failure, timeout, reject, unreach)`
+fn counts(run: &Run, name: &str) -> [u64; 7] {
+    let f = run
+        .counters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e.get(name))
+        .unwrap_or_else(|| panic!("no {name}"));
+    let g = |s: &str, k: &str| f[s][k].as_u64().unwrap();
+    [
+        g("success", "total"),
+        g("success", "dupsyn"),
+        g("success", "dupsynack"),
+        g("failure", "total"),
+        g("failure", "timeout"),
+        g("failure", "reject"),
+        g("failure", "unreach"),
+    ]
+}
+
+fn stat(run: &Run, key: &str) -> u64 {
+    let a = run.counters.as_array().unwrap();
+    a.last().unwrap()["pcap"]["stats"][key].as_u64().unwrap()
+}
+
+fn results(run: &Run) -> Vec<String> {
+    run.sessions
+        .iter()
+        .map(|s| s["result"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn success() {
+    let r = read("success.pcap", &[&LOCAL[..], &["web:RX@%:80"]].concat());
+    assert_eq!(counts(&r, "RX"), [4, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(counts(&r, "TX"), [0; 7]);
+    assert_eq!(counts(&r, "web"), [3, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(stat(&r, "malformed"), 0);
+    assert_eq!(stat(&r, "pending"), 0);
+}
+
+#[test]
+fn without_local_every_handshake_is_both_rx_and_tx() {
+    let r = read("success.pcap", &[]);
+    assert_eq!(counts(&r, "RX"), [4, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(counts(&r, "TX"), [4, 0, 0, 0, 0, 0, 0]);
+    assert!(r.stderr.contains("no --local given"), "{}", r.stderr);
+    assert_eq!(r.sessions[0]["filters"], serde_json::json!(["RX", "TX"]));
+}
+
+#[test]
+fn success6() {
+    let r = read("success6.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [2, 0, 0, 0, 0, 0, 0]);
+    assert!(r
+        .sessions
+        .iter()
+        .all(|s| s["src"] == "fd00::2" && s["dport"] == 443));
+}
+
+#[test]
+fn reject() {
+    let r = read("reject.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 2, 0, 2, 0]);
+}
+
+#[test]
+fn rst_with_a_wrong_ack_does_not_decide() {
+    let r = read("bogus_rst.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [1, 0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn timeout_is_decided_by_packet_time() {
+    // SYNs at 0, 1, 3, 7 s; the last plus 60 s is 67 s, and unrelated
+    // packets carry packet time on to 200 s.
+    let r = read("timeout.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 1, 1, 0, 0]);
+    assert_eq!(r.sessions[0]["duration"], 67.0);
+    assert_eq!(r.sessions[0]["dupsyn"], 3);
+    // A shorter timeout: the 4 s gap after the third SYN is too long.
+    let r = read("timeout.pcap", &[&LOCAL[..], &["-t", "3"]].concat());
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 1, 1, 0, 0]);
+    assert_eq!(r.sessions[0]["duration"], 6.0);
+}
+
+#[test]
+fn timeout_is_the_same_every_run() {
+    let a = read("timeout.pcap", &LOCAL);
+    let b = read("timeout.pcap", &LOCAL);
+    assert_eq!(a.sessions, b.sessions);
+    assert_eq!(a.counters, b.counters);
+}
+
+#[test]
+fn dupsyn() {
+    let r = read("dupsyn.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [1, 1, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn dupsynack() {
+    let r = read("dupsynack.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [1, 0, 1, 0, 0, 0, 0]);
+}
+
+#[test]
+fn unreach_needs_the_icmp_option() {
+    let r = read("unreach.pcap", &[&LOCAL[..], &["--icmp"]].concat());
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 2, 0, 0, 2]);
+    assert!(
+        r.stderr.contains("ICMP Unreachable      :      2"),
+        "{}",
+        r.stderr
+    );
+    // Without --icmp the ICMP is ignored: the handshakes are still open at
+    // the end of the file.
+    let r = read("unreach.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [0; 7]);
+    assert_eq!(stat(&r, "pending"), 2);
+    assert!(!r.stderr.contains("ICMP Unreachable"));
+}
+
+#[test]
+fn syn_retried_after_icmp_is_not_a_second_session() {
+    let r = read("icmp_retry.pcap", &[&LOCAL[..], &["--icmp"]].concat());
+    assert_eq!(results(&r), ["unreach"]);
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 1, 0, 0, 1]);
+    assert_eq!(stat(&r, "pending"), 0);
+    // Without --icmp, the retransmitted SYN is part of one attempt that
+    // times out.
+    let r = read("icmp_retry.pcap", &LOCAL);
+    assert_eq!(results(&r), ["timeout"]);
+    assert_eq!(r.sessions[0]["dupsyn"], 1);
+}
+
+#[test]
+fn simultaneous_open() {
+    let r = read("simultaneous.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(r.sessions[0]["src"], "10.0.0.2");
+}
+
+#[test]
+fn tcp_fast_open() {
+    let r = read("tfo.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [1, 0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn linux_cooked_v2_and_vlan() {
+    for f in ["sll2.pcap", "vlan.pcap"] {
+        let r = read(f, &LOCAL);
+        assert_eq!(counts(&r, "RX"), [1, 0, 0, 0, 0, 0, 0], "{f}");
+        assert_eq!(stat(&r, "malformed"), 0, "{f}");
+    }
+}
+
+#[test]
+fn checksum_modes_accept_the_fixtures() {
+    for level in ["1", "2"] {
+        let r = read("success.pcap", &[&LOCAL[..], &["-c", level]].concat());
+        assert_eq!(counts(&r, "RX")[0], 4, "-c {level}");
+        assert_eq!(stat(&r, "malformed"), 0, "-c {level}");
+    }
+}
+
+#[test]
+fn mixed_demo_capture() {
+    let r = read("mixed.pcap", &[&LOCAL[..], &["--icmp"]].concat());
+    let rx = counts(&r, "RX");
+    let tx = counts(&r, "TX");
+    // Every finished handshake is counted once, in RX or in TX.
+    assert_eq!((rx[0] + rx[3] + tx[0] + tx[3]) as usize, r.sessions.len());
+    for kind in ["success", "reject", "timeout", "unreach"] {
+        assert!(
+            results(&r).iter().any(|k| k == kind),
+            "no {kind} in the demo"
+        );
+    }
+    assert!(
+        rx[1] > 0 && tx[2] > 0,
+        "a dupsyn and a dupsynack: {rx:?} {tx:?}"
+    );
+    assert!(r.sessions.iter().any(|s| s["src"] == "fd00::1"), "IPv6 TX");
+    assert_eq!(stat(&r, "pending"), 0);
+    // The human output of the same run.
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpeek"))
+        .arg("-r")
+        .arg(fixture("mixed.pcap"))
+        .args(LOCAL)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(" TIME(s) |       TIMESTAMP       |"),
+        "{text}"
+    );
+    assert!(text.contains("| failure (reject)  |"), "{text}");
+    assert!(
+        text.contains("========== TCPEEK SUMMARY =========="),
+        "{text}"
+    );
+}
