@@ -37,7 +37,7 @@ fn client_port(i: u32) -> u16 {
 }
 
 /// One connection's segments: handshake, then data both ways.
-fn connection(i: u32, t0: u64) -> Vec<(Event, [u8; 4], [u8; 4])> {
+fn connection(i: u32, t0: u64, payload: u16) -> Vec<(Event, [u8; 4], [u8; 4])> {
     let c = client_ip(i);
     let cp = client_port(i);
     let (cisn, sisn) = (i.wrapping_mul(2_654_435_761), i.wrapping_mul(40_503));
@@ -73,9 +73,9 @@ fn connection(i: u32, t0: u64) -> Vec<(Event, [u8; 4], [u8; 4])> {
             3000 + u64::from(k) * 1000,
             k % 2 == 0,
             ACK | PSH,
-            cisn + 1 + k * 100,
+            cisn + 1 + k * u32::from(payload),
             sisn + 1,
-            100,
+            payload,
         ));
     }
     v
@@ -88,7 +88,7 @@ const SPACING_NS: u64 = 1_000_000;
 
 fn stream(from: u32, to: u32) -> Vec<Event> {
     (from..to)
-        .flat_map(|i| connection(i, u64::from(i) * SPACING_NS))
+        .flat_map(|i| connection(i, u64::from(i) * SPACING_NS, 100))
         .map(|(e, _, _)| e)
         .collect()
 }
@@ -118,13 +118,13 @@ fn engine_throughput() {
         let mut out = Vec::with_capacity(64);
         for ev in &warmup {
             engine.expire(ev.ts_ns, &mut out);
-            engine.process(ev, |_| true, &mut out);
+            engine.process(ev, |_| Some(1), &mut out);
             out.clear();
         }
         let t = Instant::now();
         for ev in &events {
             engine.expire(ev.ts_ns, &mut out);
-            engine.process(ev, |_| true, &mut out);
+            engine.process(ev, |_| Some(1), &mut out);
             out.clear();
         }
         best = best.min(t.elapsed().as_secs_f64());
@@ -166,8 +166,8 @@ fn memory_per_handshake() {
         let mut engine = Engine::new(EngineConfig::new(60_000_000_000, n as usize, false));
         let mut out = Vec::new();
         for i in 0..n {
-            let (syn, _, _) = connection(i, 0).swap_remove(0);
-            engine.process(&syn, |_| true, &mut out);
+            let (syn, _, _) = connection(i, 0, 0).swap_remove(0);
+            engine.process(&syn, |_| Some(1), &mut out);
         }
         assert_eq!(engine.pending(), n as usize);
         println!(
@@ -178,13 +178,17 @@ fn memory_per_handshake() {
     }
 }
 
-fn write_capture(path: &Path, conns: u32) -> usize {
+fn write_capture(path: &Path, conns: u32, payload: u16) -> usize {
     let cap = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
     let mut save = cap.savefile(path).unwrap();
     let mut frames = 0;
     let mut buf = Vec::new();
     for i in 0..conns {
-        for (ev, s, d) in connection(i, 1_767_225_600_000_000_000 + u64::from(i) * SPACING_NS) {
+        for (ev, s, d) in connection(
+            i,
+            1_767_225_600_000_000_000 + u64::from(i) * SPACING_NS,
+            payload,
+        ) {
             buf.clear();
             let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
                 .ipv4(s, d, 64)
@@ -224,20 +228,58 @@ fn write_capture(path: &Path, conns: u32) -> usize {
 }
 
 fn file_mode() {
+    // Small data segments make the bare read loop as cheap as it gets (the
+    // worst case for the ratio); full-size ones are what busy links carry.
+    file_mode_with(300_000, 100);
+    file_mode_with(100_000, 1448);
+}
+
+fn file_mode_with(conns: u32, payload: u16) {
     let dir = std::env::temp_dir().join(format!("tcpeek-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("big.pcap");
-    let conns = 300_000;
-    let frames = write_capture(&path, conns);
+    let frames = write_capture(&path, conns, payload);
     let size = std::fs::metadata(&path).unwrap().len();
     println!(
-        "file mode: {frames} frames, {:.0} MB ({conns} handshakes)",
+        "file mode: {frames} frames, {:.0} MB ({conns} handshakes, {DATA_PER_CONN} data segments of {payload} bytes each)",
         size as f64 / 1e6
     );
 
     let mut bare = f64::MAX;
+    let mut decode = f64::MAX;
     let mut ours = f64::MAX;
     for _ in 0..3 {
+        let t = Instant::now();
+        let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).unwrap();
+        let mut events = 0usize;
+        while let Ok(Next::Event(ev)) = cap.next() {
+            events += 1;
+            black_box(ev);
+        }
+        decode = decode.min(t.elapsed().as_secs_f64());
+        assert_eq!(events, frames);
+
+        if std::env::var_os("TCPEEK_BENCH_SPLIT").is_some() {
+            let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).unwrap();
+            let mut evs = Vec::new();
+            while let Ok(Next::Event(ev)) = cap.next() {
+                evs.push(ev);
+            }
+            let mut agg = Aggregator::new(
+                Engine::new(EngineConfig::new(60_000_000_000, 2_000_000, false)),
+                filters(),
+                SessionPrinter::new(true, false, Box::new(std::io::sink())),
+            );
+            let t = Instant::now();
+            for ev in &evs {
+                agg.event(ev);
+            }
+            println!(
+                "  (aggregator alone on the decoded events: {:.3} s)",
+                t.elapsed().as_secs_f64()
+            );
+        }
+
         let t = Instant::now();
         let mut cap = pcap::Capture::from_file(&path).unwrap();
         let mut n = 0usize;
@@ -266,6 +308,10 @@ fn file_mode() {
     println!(
         "  bare libpcap loop:   {:6.2} M packets/s ({bare:.3} s)",
         frames as f64 / bare / 1e6
+    );
+    println!(
+        "  read + decode:       {:6.2} M packets/s ({decode:.3} s)",
+        frames as f64 / decode / 1e6
     );
     println!(
         "  tcpeek -r loop:      {:6.2} M packets/s ({ours:.3} s)",

@@ -281,15 +281,48 @@ impl FilterSet {
         )
     }
 
-    /// Whether the handshake should be tracked: it matches a named filter
-    /// and no exclusion.
-    pub fn admits(&self, conn: &Connection) -> bool {
+    /// Whether the handshake should be tracked (it matches a named filter
+    /// and no exclusion), as an admission tag for the engine: the set of
+    /// named filters it matches, to be read back by
+    /// [`FilterSet::for_each_in`] when it finishes.
+    pub fn admit(&self, conn: &Connection) -> Option<u64> {
         let (rx, tx) = self.sides(conn);
-        if !rx && !tx {
-            return false;
+        if (!rx && !tx) || self.exclusions.iter().any(|f| f.matches(conn, rx, tx)) {
+            return None;
         }
-        self.named.iter().any(|f| f.matches(conn, rx, tx))
-            && !self.exclusions.iter().any(|f| f.matches(conn, rx, tx))
+        if self.named.len() > 64 {
+            // Too many for a bit set: recomputed at the end.
+            return self
+                .named
+                .iter()
+                .any(|f| f.matches(conn, rx, tx))
+                .then_some(u64::MAX);
+        }
+        let mut set = 0u64;
+        for (i, f) in self.named.iter().enumerate() {
+            if f.matches(conn, rx, tx) {
+                set |= 1 << i;
+            }
+        }
+        (set != 0).then_some(set)
+    }
+
+    /// Whether the handshake should be tracked.
+    pub fn admits(&self, conn: &Connection) -> bool {
+        self.admit(conn).is_some()
+    }
+
+    /// Calls `each` with the index (in [`FilterSet::names`] order) of every
+    /// named filter in `tag`, the handshake's admission tag.
+    pub fn for_each_in(&self, tag: u64, conn: &Connection, mut each: impl FnMut(usize)) {
+        if self.named.len() > 64 {
+            return self.for_each_match(conn, each);
+        }
+        let mut set = tag;
+        while set != 0 {
+            each(set.trailing_zeros() as usize);
+            set &= set - 1;
+        }
     }
 
     /// Calls `each` with the index (in [`FilterSet::names`] order) of every
@@ -328,6 +361,12 @@ mod tests {
         let names: Vec<&str> = set.names().collect();
         let mut v = Vec::new();
         set.for_each_match(c, |i| v.push(names[i].to_string()));
+        // The admission tag read back names the same filters.
+        let mut w = Vec::new();
+        if let Some(tag) = set.admit(c) {
+            set.for_each_in(tag, c, |i| w.push(names[i].to_string()));
+        }
+        assert_eq!(v, w);
         v
     }
 
@@ -501,6 +540,16 @@ mod tests {
             assert_eq!(
                 matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)),
                 ["RX", "TX"]
+            );
+        }
+
+        #[test]
+        fn more_than_64_filters_are_recomputed() {
+            let exprs: Vec<String> = (1..=70).map(|p| format!("f{p}:RX@%:{p}")).collect();
+            let set = FilterSet::parse(&exprs, local(&["10.0.0.1"])).unwrap();
+            assert_eq!(
+                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 69)),
+                ["RX", "f69"]
             );
         }
 

@@ -50,6 +50,8 @@ pub struct Finished {
     pub dupsyn: u32,
     /// SYN/ACK retransmissions seen.
     pub dupsynack: u32,
+    /// What admission returned for it.
+    pub tag: u64,
 }
 
 impl Finished {
@@ -99,6 +101,8 @@ pub struct Engine {
     /// deadlines at the heads of the two lists, so that [`Engine::expire`]
     /// costs one comparison for most events.
     next_expiry: u64,
+    /// Sessions waiting for an ACK (see [`Hint`]).
+    awaiting_ack: Hint,
 }
 
 impl Engine {
@@ -108,6 +112,7 @@ impl Engine {
             cfg,
             overflow: 0,
             next_expiry: u64::MAX,
+            awaiting_ack: Hint::new(),
         }
     }
 
@@ -132,11 +137,14 @@ impl Engine {
     }
 
     /// Processes one event. `admit` is asked once per new handshake whether
+    /// to track it: `None` refuses it, `Some(tag)` tracks it and hands the
+    /// tag back in its [`Finished`] record (the caller's own use: the
+    /// daemon keeps the matching filters there);
     /// any filter wants it; finished handshakes are appended to `out`.
     pub fn process(
         &mut self,
         ev: &Event,
-        admit: impl FnOnce(&Connection) -> bool,
+        admit: impl FnOnce(&Connection) -> Option<u64>,
         out: &mut Vec<Finished>,
     ) {
         match ev.kind {
@@ -192,16 +200,22 @@ impl Engine {
     fn segment(
         &mut self,
         ev: &Event,
-        admit: impl FnOnce(&Connection) -> bool,
+        admit: impl FnOnce(&Connection) -> Option<u64>,
         out: &mut Vec<Finished>,
     ) {
-        let (src, dst) = endpoints(ev);
-        let (key, src_is_lo) = Key::of(src, dst);
         let flags = ev.tcp_flags;
         let syn = flags & tcp_flags::SYN != 0;
         let ack = flags & tcp_flags::ACK != 0;
         let rst = flags & tcp_flags::RST != 0;
         let fin = flags & tcp_flags::FIN != 0;
+        // Most segments carry data of established connections. Without SYN
+        // or RST a segment matters only to a handshake waiting for its ACK,
+        // and the hint rules that out without touching the table.
+        if !syn && !rst && !self.awaiting_ack.maybe(Hint::of_event(ev)) {
+            return;
+        }
+        let (src, dst) = endpoints(ev);
+        let (key, src_is_lo) = Key::of(src, dst);
         let now = ev.ts_ns;
 
         let Some(i) = self.table.find(&key) else {
@@ -247,10 +261,15 @@ impl Engine {
         }
     }
 
-    fn open(&mut self, conn: Connection, ev: &Event, admit: impl FnOnce(&Connection) -> bool) {
-        if !admit(&conn) {
+    fn open(
+        &mut self,
+        conn: Connection,
+        ev: &Event,
+        admit: impl FnOnce(&Connection) -> Option<u64>,
+    ) {
+        let Some(tag) = admit(&conn) else {
             return;
-        }
+        };
         if !self.table.has_room() {
             self.overflow += 1;
             return;
@@ -259,7 +278,9 @@ impl Engine {
             isn: ev.seq,
             len: ev.payload_len,
         };
-        let i = self.table.insert(Session::new(conn, opening, ev.ts_ns));
+        let i = self
+            .table
+            .insert(Session::new(conn, opening, ev.ts_ns, tag));
         self.schedule(i, ListId::Live);
     }
 
@@ -272,7 +293,7 @@ impl Engine {
         ev: &Event,
         from_client: bool,
         conn: Connection,
-        admit: impl FnOnce(&Connection) -> bool,
+        admit: impl FnOnce(&Connection) -> Option<u64>,
     ) {
         let f = ev.tcp_flags;
         let opening_syn = f & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)
@@ -310,6 +331,7 @@ impl Engine {
                         len: ev.payload_len,
                     };
                     s.state = State::SimultaneousOpen;
+                    self.awaiting_ack.add(Hint::of_key(&s.key));
                 }
                 State::SimultaneousOpen if ev.seq == s.server.isn => {
                     s.dupsyn = s.dupsyn.saturating_add(1);
@@ -347,6 +369,7 @@ impl Engine {
                         len: ev.payload_len,
                     };
                     s.state = State::SynReceived;
+                    self.awaiting_ack.add(Hint::of_key(&s.key));
                 }
                 State::SynReceived | State::SimultaneousOpen if ev.seq == s.server.isn => {
                     if s.server_acked {
@@ -440,10 +463,63 @@ impl Engine {
             end_ns: end_ns.max(s.start_ns),
             dupsyn: u32::from(s.dupsyn),
             dupsynack: u32::from(s.dupsynack),
+            tag: s.tag,
         });
+        if s.server_synced() {
+            self.awaiting_ack.remove(Hint::of_key(&s.key));
+        }
         s.state = State::Closed;
         s.last_ns = s.last_ns.max(end_ns);
         self.touch(i, ListId::Closed);
+    }
+}
+
+/// Counts, per bucket of a direction-independent hash of the 4-tuple, the
+/// sessions whose server has sent its SYN (the only ones an ACK can move).
+/// Zero means no segment of that tuple needs a table lookup; a collision
+/// only costs a lookup. 64 Ki buckets, 256 KiB: stays in cache.
+struct Hint(Box<[u32]>);
+
+impl Hint {
+    const BITS: u32 = 16;
+
+    fn new() -> Hint {
+        Hint(vec![0; 1 << Self::BITS].into_boxed_slice())
+    }
+
+    fn fold(addr: &[u8; 16]) -> u32 {
+        addr.chunks_exact(4)
+            .fold(0, |h, w| h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+    }
+
+    /// XOR makes it the same for both directions of a connection.
+    fn index(a: &[u8; 16], b: &[u8; 16], ports: u32) -> usize {
+        let h = Self::fold(a) ^ Self::fold(b) ^ ports;
+        (h.wrapping_mul(0x9e37_79b1) >> (32 - Self::BITS)) as usize
+    }
+
+    fn of_event(ev: &Event) -> usize {
+        Self::index(&ev.saddr, &ev.daddr, u32::from(ev.sport ^ ev.dport))
+    }
+
+    fn of_key(k: &Key) -> usize {
+        Self::index(
+            k.lo.addr.bytes(),
+            k.hi.addr.bytes(),
+            u32::from(k.lo.port ^ k.hi.port),
+        )
+    }
+
+    fn maybe(&self, i: usize) -> bool {
+        self.0[i] != 0
+    }
+
+    fn add(&mut self, i: usize) {
+        self.0[i] += 1;
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.0[i] -= 1;
     }
 }
 

@@ -30,7 +30,10 @@ impl Hash for Key {
 impl Key {
     /// The key of a segment from `src` to `dst`, and whether `src` is `lo`.
     pub(crate) fn of(src: Endpoint, dst: Endpoint) -> (Key, bool) {
-        if src <= dst {
+        // Any fixed order will do; two integer compares instead of the
+        // derived byte-wise one (a memcmp per segment).
+        let rank = |e: &Endpoint| (u128::from_ne_bytes(*e.addr.bytes()), e.port);
+        if rank(&src) <= rank(&dst) {
             (Key { lo: src, hi: dst }, true)
         } else {
             (Key { lo: dst, hi: src }, false)
@@ -96,12 +99,14 @@ pub(crate) struct Session {
     pub(crate) dupsynack: u16,
     /// Time of the first SYN (ns since the epoch).
     pub(crate) start_ns: u64,
+    /// The admission tag.
+    pub(crate) tag: u64,
     /// Time of the last segment that moved or refreshed the handshake.
     pub(crate) last_ns: u64,
 }
 
 impl Session {
-    pub(crate) fn new(conn: Connection, client: Opening, now: u64) -> Session {
+    pub(crate) fn new(conn: Connection, client: Opening, now: u64, tag: u64) -> Session {
         let (key, client_is_lo) = Key::of(conn.client, conn.server);
         Session {
             key,
@@ -115,6 +120,7 @@ impl Session {
             dupsynack: 0,
             start_ns: now,
             last_ns: now,
+            tag,
         }
     }
 

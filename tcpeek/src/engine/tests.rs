@@ -101,7 +101,7 @@ impl Harness {
                 ev,
                 |_| {
                     *admitted += 1;
-                    true
+                    Some(7)
                 },
                 &mut self.out,
             );
@@ -147,10 +147,10 @@ mod no_session {
     fn refused_by_admission_is_not_tracked() {
         let mut e = Engine::new(EngineConfig::new(30 * S, 10, false));
         let mut out = Vec::new();
-        e.process(&syn(0), |_| false, &mut out);
+        e.process(&syn(0), |_| None, &mut out);
         assert_eq!(e.pending(), 0);
-        e.process(&synack(1), |_| true, &mut out);
-        e.process(&ack(2), |_| true, &mut out);
+        e.process(&synack(1), |_| Some(0), &mut out);
+        e.process(&ack(2), |_| Some(0), &mut out);
         assert!(out.is_empty());
     }
 
@@ -162,7 +162,7 @@ mod no_session {
             &syn(0),
             |c| {
                 seen = Some(*c);
-                true
+                Some(0)
             },
             &mut Vec::new(),
         );
@@ -212,6 +212,7 @@ mod syn_sent {
         assert_eq!((f.conn.client, f.conn.server), (client(), server()));
         assert_eq!((f.start_ns, f.end_ns), (0, S / 50));
         assert_eq!((f.dupsyn, f.dupsynack), (0, 0));
+        assert_eq!(f.tag, 7, "admission's tag comes back");
         assert_eq!(h.engine.pending(), 0);
     }
 
@@ -617,5 +618,65 @@ mod expiry {
         }
         assert!(h.engine.pending() <= 1000);
         assert_eq!(h.engine.pending() as u64 + h.engine.overflow(), 100_000);
+    }
+}
+
+mod awaiting_ack_hint {
+    use super::*;
+
+    fn hint_total(e: &Engine) -> u64 {
+        e.awaiting_ack.0.iter().map(|&n| u64::from(n)).sum()
+    }
+
+    #[test]
+    fn counts_exactly_the_sessions_an_ack_can_move() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0)]);
+        assert_eq!(hint_total(&h.engine), 0, "SYN-SENT: an ACK cannot move it");
+        h.feed(&[synack(1)]);
+        assert_eq!(hint_total(&h.engine), 1);
+        h.feed(&[synack(2)]);
+        assert_eq!(
+            hint_total(&h.engine),
+            1,
+            "a retransmission is not a second session"
+        );
+        h.feed(&[ack(3)]);
+        assert_eq!(hint_total(&h.engine), 0);
+    }
+
+    #[test]
+    fn returns_to_zero_whatever_the_outcome() {
+        let mut h = Harness::new();
+        let c = |p| ep("10.0.0.2", p);
+        let mut evs = Vec::new();
+        for p in 1..=4u16 {
+            evs.push(seg(0, c(p), server(), SYN, C_ISN, 0));
+            evs.push(seg(1, server(), c(p), SYN | ACK, S_ISN, C_ISN + 1));
+        }
+        evs.push(seg(2, c(1), server(), ACK, C_ISN + 1, S_ISN + 1));
+        evs.push(seg(2, c(2), server(), RST, C_ISN + 1, 0));
+        evs.push(unreach(
+            2,
+            &seg(1, server(), c(3), SYN | ACK, S_ISN, C_ISN + 1),
+            3,
+        ));
+        // Simultaneous open on port 5.
+        evs.push(seg(2, c(5), server(), SYN, C_ISN, 0));
+        evs.push(seg(2, server(), c(5), SYN, S_ISN, 0));
+        h.feed(&evs);
+        assert_eq!(hint_total(&h.engine), 2, "port 4 and the simultaneous open");
+        h.expire(100 * S);
+        assert_eq!(hint_total(&h.engine), 0);
+        assert_eq!(h.out.len(), 5);
+    }
+
+    #[test]
+    fn is_the_same_for_both_directions() {
+        let a = syn(0);
+        let b = synack(0);
+        assert_eq!(Hint::of_event(&a), Hint::of_event(&b));
+        let (key, _) = Key::of(client(), server());
+        assert_eq!(Hint::of_event(&a), Hint::of_key(&key));
     }
 }

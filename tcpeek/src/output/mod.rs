@@ -64,6 +64,11 @@ impl SessionPrinter {
         }
     }
 
+    /// Whether nothing is printed per handshake (`-q`).
+    pub fn is_quiet(&self) -> bool {
+        self.mode == Mode::Quiet
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
