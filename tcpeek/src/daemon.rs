@@ -74,7 +74,7 @@ impl Aggregator {
         }
         let filters = &self.filters;
         self.engine
-            .process(ev, |c| filters.admits(c), &mut self.finished);
+            .process(ev, |c| filters.admit(c), &mut self.finished);
         if !self.finished.is_empty() {
             self.report();
         }
@@ -120,13 +120,13 @@ impl Aggregator {
         for f in self.finished.drain(..) {
             self.matched.clear();
             let matched = &mut self.matched;
-            self.filters.for_each_match(&f.conn, |i| matched.push(i));
+            self.filters.for_each_in(f.tag, &f.conn, |i| matched.push(i));
             for &i in &self.matched {
                 self.counters.filters[i]
                     .1
                     .record(f.outcome, f.dupsyn, f.dupsynack);
             }
-            if self.output_error.is_none() {
+            if self.output_error.is_none() && !self.printer.is_quiet() {
                 let names: Vec<&str> = self
                     .matched
                     .iter()
