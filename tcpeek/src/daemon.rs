@@ -120,7 +120,8 @@ impl Aggregator {
         for f in self.finished.drain(..) {
             self.matched.clear();
             let matched = &mut self.matched;
-            self.filters.for_each_in(f.tag, &f.conn, |i| matched.push(i));
+            self.filters
+                .for_each_in(f.tag, &f.conn, |i| matched.push(i));
             for &i in &self.matched {
                 self.counters.filters[i]
                     .1
@@ -305,27 +306,29 @@ fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
         None
     };
     match (cfg.backend, ebpf_blocker) {
-        (Backend::Pcap, _) => Ok(Capture::Pcap(open_pcap(cfg, interface)?)),
+        (Backend::Pcap, _) => Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?))),
         (Backend::Ebpf, Some(why)) => {
             anyhow::bail!("--backend ebpf: {why}; use --backend pcap or auto")
         }
         (Backend::Ebpf, None) => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
         (Backend::Auto, Some(why)) => {
             log::info!("using libpcap: {why}");
-            Ok(Capture::Pcap(open_pcap(cfg, interface)?))
+            Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
         }
         (Backend::Auto, None) => match open_ebpf(cfg, interface) {
             Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
             Err(e) => {
                 eprintln!("tcpeek: eBPF backend unavailable ({e:#}); using libpcap");
-                Ok(Capture::Pcap(open_pcap(cfg, interface)?))
+                Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
             }
         },
     }
 }
 
+/// Both boxed: either handle is hundreds of bytes, and the enum is built
+/// once at start-up (clippy::large_enum_variant).
 enum Capture {
-    Pcap(PcapCapture),
+    Pcap(Box<PcapCapture>),
     Ebpf(Box<EbpfCapture>),
 }
 
@@ -413,7 +416,7 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             Capture::Pcap(cap) => {
                 eprintln!("{}", cap.banner());
                 let stop = Arc::new(AtomicBool::new(false));
-                let t = spawn_pcap_feeder(cap, tx, stop.clone())
+                let t = spawn_pcap_feeder(*cap, tx, stop.clone())
                     .context("starting the capture thread")?;
                 (Feeder::Thread(t, stop), "pcap")
             }
