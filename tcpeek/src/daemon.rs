@@ -156,6 +156,13 @@ fn printer(cfg: &Config) -> SessionPrinter {
     SessionPrinter::new(cfg.quiet, cfg.json, out)
 }
 
+/// Writes to stderr, ignoring failure. `eprint!` panics when stderr is gone
+/// (`tcpeek -r x.pcap 2>&1 | head -1` closes it), and a closed output is a
+/// normal way for a run to end; there is nowhere left to report it anyway.
+fn to_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = io::stderr().lock().write_fmt(args);
+}
+
 /// Prints the summary (stderr) and, with `--json`, the final GET array
 /// (stdout).
 fn finish(agg: &mut Aggregator, cfg: &Config, from_ns: u64, to_ns: u64, capture: &str) {
@@ -163,7 +170,7 @@ fn finish(agg: &mut Aggregator, cfg: &Config, from_ns: u64, to_ns: u64, capture:
     let json = cfg.json;
     let icmp = cfg.engine.icmp;
     let counters = agg.counters();
-    eprint!(
+    to_stderr(format_args!(
         "{}",
         format_summary(
             counters,
@@ -174,7 +181,7 @@ fn finish(agg: &mut Aggregator, cfg: &Config, from_ns: u64, to_ns: u64, capture:
                 capture,
             }
         )
-    );
+    ));
     if json {
         let mut out = io::stdout().lock();
         // A closed stdout is not an error at exit.
@@ -195,7 +202,7 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 
 fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
-    eprintln!("{}", cap.banner());
+    to_stderr(format_args!("{}\n", cap.banner()));
     let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
     let mut failure = None;
     loop {
@@ -318,7 +325,9 @@ fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
         (Backend::Auto, None) => match open_ebpf(cfg, interface) {
             Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
             Err(e) => {
-                eprintln!("tcpeek: eBPF backend unavailable ({e:#}); using libpcap");
+                to_stderr(format_args!(
+                    "tcpeek: eBPF backend unavailable ({e:#}); using libpcap\n"
+                ));
                 Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
             }
         },
@@ -414,21 +423,21 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         let (tx, mut rx) = mpsc::channel(64);
         let (feeder, capture_name) = match capture {
             Capture::Pcap(cap) => {
-                eprintln!("{}", cap.banner());
+                to_stderr(format_args!("{}\n", cap.banner()));
                 let stop = Arc::new(AtomicBool::new(false));
                 let t = spawn_pcap_feeder(*cap, tx, stop.clone())
                     .context("starting the capture thread")?;
                 (Feeder::Thread(t, stop), "pcap")
             }
             Capture::Ebpf(cap) => {
-                eprintln!(
-                    "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB",
+                to_stderr(format_args!(
+                    "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB\n",
                     if cfg.xdp { "XDP" } else { "TC" },
                     (cfg.buffer_mb.max(1) << 20)
                         .checked_next_power_of_two()
                         .unwrap_or(1 << 30)
                         >> 20
-                );
+                ));
                 (
                     Feeder::Task(tokio::spawn(ebpf_feeder(*cap, tx, stop_rx.clone()))),
                     "ebpf",

@@ -36,7 +36,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tcpeek: error: {e:#}");
+            // Not eprintln!, which panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "tcpeek: error: {e:#}");
             ExitCode::FAILURE
         }
     }
