@@ -229,8 +229,12 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let to = cap.last_frame_ns().unwrap_or(to).max(to);
     finish(&mut agg, cfg, from, to, "pcap");
     match failure {
-        // Everything before the damage was counted and reported above.
-        Some(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        // Everything before the damage was counted and reported above. The
+        // error names the file already (CaptureError::TruncatedFile,
+        // ReadFile); more context would print the path twice. The status
+        // is a failure, as tcpdump -r's: the file did not hold what it
+        // claimed, and a script must not take partial counts for whole ones.
+        Some(e) => Err(anyhow::Error::new(e)),
         None => Ok(ExitCode::SUCCESS),
     }
 }

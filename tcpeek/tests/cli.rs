@@ -454,6 +454,29 @@ fn impossible_record_length_reports_what_it_read_and_fails() {
     );
 }
 
+/// The error about a damaged file named the file twice ("reading X: X:
+/// capture file is truncated").
+#[test]
+fn damaged_file_error_names_the_file_once() {
+    let dir = TempDir::new("once");
+    let whole = std::fs::read(fixture("success.pcap")).unwrap();
+    let r = record_offsets(&whole)[3];
+    let cut = dir.path("cut.pcap");
+    std::fs::write(&cut, &whole[..r + 20]).unwrap();
+    let mut huge = whole.clone();
+    huge[r + 8..r + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let bad = dir.path("huge.pcap");
+    std::fs::write(&bad, &huge).unwrap();
+    for path in [cut, bad] {
+        let p = path.to_str().unwrap();
+        let out = tcpeek(&["-r", p, "-q", "--local", "10.0.0.1"]);
+        let err = assert_fails(&out, Some(1), &[p]);
+        let last = err.lines().last().unwrap();
+        assert!(last.starts_with("tcpeek: error: "), "{err}");
+        assert_eq!(last.matches(p).count(), 1, "{last}");
+    }
+}
+
 #[test]
 fn pcapng_reads_like_pcap() {
     let dir = TempDir::new("ng");
