@@ -360,9 +360,11 @@ fn socket_get_refresh_and_tcpeekstat() {
     w.wait_sessions(2);
     for d in &w.daemons {
         // Counters are published after each batch: poll until they show.
-        let get = wait_for("GET to show both handshakes", || {
+        // Capture statistics are published once a second.
+        let get = wait_for("GET to show both handshakes and capture stats", || {
             let v: Value = serde_json::from_str(&request(&d.socket, "GET\r\n")).ok()?;
-            (counts(&v, "RX")[0] == 1 && counts(&v, "RX")[3] == 1).then_some(v)
+            let recv = v[3]["pcap"]["stats"]["recv"].as_u64()?;
+            (counts(&v, "RX")[0] == 1 && counts(&v, "RX")[3] == 1 && recv > 0).then_some(v)
         });
         assert_eq!(counts(&get, "web"), [1, 0, 0, 0, 0, 0, 0]);
         assert!(
@@ -465,7 +467,16 @@ fn replaying_a_capture_of_the_run_gives_the_same_counters() {
     let mut dump = pair
         .server
         .command(std::path::Path::new("tcpdump"))
-        .args(["-i", &pair.server_if, "-U", "-n", "-s", "256", "-w"])
+        .args([
+            "-i",
+            &pair.server_if,
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            "256",
+            "-w",
+        ])
         .arg(&pcap)
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -511,28 +522,49 @@ fn replaying_a_capture_of_the_run_gives_the_same_counters() {
         .expect("connect");
     w.wait_sessions(11);
     let live = w.stop();
+    let local4 = pair.server4.to_string();
+    let local6 = pair.server6.to_string();
+    let replay = || {
+        let out = Command::new(tcpeek_bin())
+            .arg("-r")
+            .arg(&pcap)
+            .args([
+                "--json", "-q", "-t", "3", "--local", &local4, "--local", &local6, filters[0],
+                filters[1],
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(str::to_string);
+        (
+            out.status.success(),
+            last.and_then(|l| serde_json::from_str::<Value>(&l).ok()),
+            stderr,
+        )
+    };
+    // tcpdump writes what it has been handed; the last packets may still be
+    // on their way to it: wait until the file holds the whole run.
+    let want = filter_counters(&live[0].1.counters);
+    let start = std::time::Instant::now();
+    while start.elapsed() < PATIENCE {
+        let (ok, v, _) = replay();
+        if ok && v.is_some_and(|v| filter_counters(&v) == want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(dump.id() as i32, libc::SIGINT) };
     let _ = dump.wait();
-
-    let local4 = pair.server4.to_string();
-    let local6 = pair.server6.to_string();
-    let out = Command::new(tcpeek_bin())
-        .arg("-r")
-        .arg(&pcap)
-        .args([
-            "--json", "-q", "-t", "3", "--local", &local4, "--local", &local6, filters[0],
-            filters[1],
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let replay: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let (ok, replay, stderr) = replay();
+    assert!(ok, "{stderr}");
+    let replay = replay.expect("final counters line");
     assert_eq!(
         filter_counters(&replay),
-        filter_counters(&live[0].1.counters),
+        want,
         "replay differs from the live run; stderr: {stderr}"
     );
     // Every third SYN to 7400 is dropped (numgen counts from 0): of the
