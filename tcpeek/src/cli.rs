@@ -201,6 +201,12 @@ pub enum ConfigError {
     ListInterfaces(String),
     #[error("-i {0}: no such interface (see `ip link`)")]
     NoSuchInterface(String),
+    #[error("-U {path}: a UNIX socket path can be at most {max} bytes (sun_path, unix(7)); this one has {len}")]
+    SocketPathTooLong {
+        path: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl Config {
@@ -258,6 +264,18 @@ impl Config {
             (Source::Live { .. }, None) => Some(PathBuf::from(DEFAULT_SOCKET)),
             (Source::File(_), None) => None,
         };
+        if let Some(path) = &socket {
+            // Checked before anything is created for it.
+            const MAX: usize = 107;
+            let len = path.as_os_str().len();
+            if len > MAX {
+                return Err(ConfigError::SocketPathTooLong {
+                    path: path.display().to_string(),
+                    len,
+                    max: MAX,
+                });
+            }
+        }
         Ok(Config {
             source,
             backend: args.backend,

@@ -236,17 +236,23 @@ impl FilterSet {
     pub fn parse<S: AsRef<str>>(user: &[S], local: Local) -> Result<FilterSet, FilterError> {
         let mut named: Vec<Filter> = Vec::new();
         let mut exclusions = Vec::new();
-        let defaults = DEFAULT_FILTERS.iter().map(|s| (*s, true));
-        for (expr, default) in defaults.chain(user.iter().map(|s| (s.as_ref(), false))) {
+        for expr in DEFAULT_FILTERS
+            .iter()
+            .copied()
+            .chain(user.iter().map(AsRef::as_ref))
+        {
             let f = Filter::parse(expr)?;
             match &f.name {
                 None => exclusions.push(f),
                 Some(name) => {
                     if named.iter().any(|g| g.name.as_ref() == Some(name)) {
-                        let why = if default {
-                            "".to_string()
+                        let why = if DEFAULT_FILTERS
+                            .iter()
+                            .any(|d| d.split(':').next() == Some(name))
+                        {
+                            " (RX and TX are always defined)"
                         } else {
-                            " (RX and TX are always defined)".to_string()
+                            ""
                         };
                         return Err(FilterError {
                             expr: expr.to_string(),
@@ -446,6 +452,7 @@ mod tests {
             assert!(e.problem.contains("RX and TX are always defined"), "{e}");
             let e = FilterSet::parse(&["a:RX@%:80", "a:TX@%:80"], Local::Everything).unwrap_err();
             assert_eq!(e.expr, "a:TX@%:80");
+            assert_eq!(e.problem, "the name 'a' is already used");
         }
 
         #[test]

@@ -228,10 +228,18 @@ impl PcapCapture {
         }
         // Opening a directory succeeds in fopen(3) and fails later with a
         // confusing message; say what it is.
-        if path.is_dir() {
+        // Check what fopen(3) would trip over ourselves: libpcap's messages
+        // repeat the path and describe an empty file as a truncated header.
+        let detail = match std::fs::metadata(path) {
+            Err(e) => Some(e.to_string()),
+            Ok(m) if m.is_dir() => Some("is a directory".to_owned()),
+            Ok(m) if m.len() == 0 => Some("the file is empty".to_owned()),
+            Ok(_) => None,
+        };
+        if let Some(detail) = detail {
             return Err(CaptureError::OpenFile {
                 path: path.to_owned(),
-                detail: "is a directory".to_owned(),
+                detail,
             });
         }
         let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
@@ -400,7 +408,7 @@ impl PcapCapture {
             }
             skipped += 1;
             if live
-                && skipped % 64 == 0
+                && skipped.is_multiple_of(64)
                 && started.get_or_insert_with(Instant::now).elapsed() >= MAX_WAIT
             {
                 return Ok(Next::Timeout);

@@ -196,8 +196,10 @@ impl SocketServer {
                     }
                     Err(e) => {
                         if !failing {
-                            eprintln!(
-                                "tcpeek: cannot accept a client on {}: {e} (retrying)",
+                            // Through the logger: eprintln! would panic
+                            // with stderr closed.
+                            log::warn!(
+                                "cannot accept a client on {}: {e} (retrying)",
                                 file.path.display()
                             );
                             failing = true;
