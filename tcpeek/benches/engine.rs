@@ -259,27 +259,6 @@ fn file_mode_with(conns: u32, payload: u16) {
         decode = decode.min(t.elapsed().as_secs_f64());
         assert_eq!(events, frames);
 
-        if std::env::var_os("TCPEEK_BENCH_SPLIT").is_some() {
-            let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).unwrap();
-            let mut evs = Vec::new();
-            while let Ok(Next::Event(ev)) = cap.next() {
-                evs.push(ev);
-            }
-            let mut agg = Aggregator::new(
-                Engine::new(EngineConfig::new(60_000_000_000, 2_000_000, false)),
-                filters(),
-                SessionPrinter::new(true, false, Box::new(std::io::sink())),
-            );
-            let t = Instant::now();
-            for ev in &evs {
-                agg.event(ev);
-            }
-            println!(
-                "  (aggregator alone on the decoded events: {:.3} s)",
-                t.elapsed().as_secs_f64()
-            );
-        }
-
         let t = Instant::now();
         let mut cap = pcap::Capture::from_file(&path).unwrap();
         let mut n = 0usize;
