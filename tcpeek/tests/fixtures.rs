@@ -1,6 +1,8 @@
 //! File mode on the generated captures in tests/fixtures (see its README
 //! and `cargo xtask fixtures`): each gives known counters, every time.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -46,23 +48,7 @@ fn read(name: &str, args: &[&str]) -> Run {
 
 /// `(success, dupsyn, dupsynack, failure, timeout, reject, unreach)`
 fn counts(run: &Run, name: &str) -> [u64; 7] {
-    let f = run
-        .counters
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|e| e.get(name))
-        .unwrap_or_else(|| panic!("no {name}"));
-    let g = |s: &str, k: &str| f[s][k].as_u64().unwrap();
-    [
-        g("success", "total"),
-        g("success", "dupsyn"),
-        g("success", "dupsynack"),
-        g("failure", "total"),
-        g("failure", "timeout"),
-        g("failure", "reject"),
-        g("failure", "unreach"),
-    ]
+    common::counts(&run.counters, name)
 }
 
 fn stat(run: &Run, key: &str) -> u64 {

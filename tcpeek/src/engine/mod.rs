@@ -380,12 +380,7 @@ impl Engine {
             }
             s.server_acked = true;
         }
-        s.refresh(ev.ts_ns);
-        let done = s.server_acked && s.client_acked;
-        self.touch(i, ListId::Live);
-        if done {
-            self.finish(i, Outcome::Success, ev.ts_ns, out);
-        }
+        self.acknowledged(i, ev.ts_ns, out);
     }
 
     fn ack(&mut self, i: u32, ev: &Event, from_client: bool, out: &mut Vec<Finished>) {
@@ -406,11 +401,18 @@ impl Engine {
         } else {
             s.server_acked = true;
         }
-        s.refresh(ev.ts_ns);
+        self.acknowledged(i, ev.ts_ns, out);
+    }
+
+    /// After an acceptable acknowledgement at `now`: the handshake succeeds
+    /// once each side has acknowledged the other's SYN.
+    fn acknowledged(&mut self, i: u32, now: u64, out: &mut Vec<Finished>) {
+        let s = self.table.get_mut(i);
+        s.refresh(now);
         let done = s.server_acked && s.client_acked;
         self.touch(i, ListId::Live);
         if done {
-            self.finish(i, Outcome::Success, ev.ts_ns, out);
+            self.finish(i, Outcome::Success, now, out);
         }
     }
 
