@@ -51,7 +51,8 @@ pub struct Args {
     )]
     pub interface: Option<String>,
 
-    /// UNIX socket serving the counters.
+    /// UNIX socket serving the counters [default: /var/run/tcpeek/tcpeek.sock;
+    /// none with -r].
     #[arg(short = 'U', long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -65,7 +66,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 
-    /// libpcap buffer size in MB.
+    /// libpcap buffer size in MB; for eBPF, the ring buffer size (rounded up
+    /// to a power of two).
     #[arg(short = 'B', long = "buffer", value_name = "MB", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=2047))]
     pub buffer: u32,
