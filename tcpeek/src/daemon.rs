@@ -110,6 +110,14 @@ impl Aggregator {
         self.output_error.as_ref()
     }
 
+    /// Starts the per-handshake output (the table header, as the original
+    /// prints it once capture is running).
+    pub fn start_output(&mut self) {
+        if let Err(e) = self.printer.header() {
+            self.output_error.get_or_insert(e);
+        }
+    }
+
     pub fn flush(&mut self) {
         if let Err(e) = self.printer.flush() {
             self.output_error.get_or_insert(e);
@@ -204,6 +212,7 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
     to_stderr(format_args!("{}\n", cap.banner()));
     let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
+    agg.start_output();
     let mut failure = None;
     loop {
         match cap.next() {
@@ -448,6 +457,7 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                 )
             }
         };
+        agg.start_output();
         let from_ns = wall_ns();
         let mut failure = None;
         let mut sigint =
