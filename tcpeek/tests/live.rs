@@ -155,6 +155,42 @@ fn success_is_counted_tx_at_the_client() {
 }
 
 #[test]
+fn loopback_packets_are_seen_once() {
+    // On lo every packet is sent and received on the same interface; a
+    // backend that watched both ways would count each SYN twice.
+    require_root!();
+    let pair = Pair::new();
+    let ns = &pair.server;
+    let dir = TempDir::new("lo");
+    let _l = ns.listen(sa(pair.server4, 7500));
+    let daemons: Vec<Daemon> = backends()
+        .into_iter()
+        .map(|b| {
+            Daemon::start(
+                ns,
+                b,
+                &dir.path(&format!("{b}.sock")),
+                &["-i", "lo", "--local", &pair.server4.to_string()],
+            )
+        })
+        .collect();
+    ns.connect(sa(pair.server4, 7500), CONNECT)
+        .expect("connect");
+    ns.connect(sa(pair.server4, 7501), CONNECT)
+        .expect_err("closed");
+    for d in &daemons {
+        d.wait_sessions(2);
+    }
+    let exited: Vec<(String, Exited)> = daemons
+        .into_iter()
+        .map(|d| (d.backend.clone(), d.stop()))
+        .collect();
+    // Client and server are both local: RX and TX.
+    assert_counts(&exited, "RX", [1, 0, 0, 1, 0, 1, 0]);
+    assert_counts(&exited, "TX", [1, 0, 0, 1, 0, 1, 0]);
+}
+
+#[test]
 fn closed_port_is_a_reject() {
     require_root!();
     let pair = Pair::new();

@@ -272,7 +272,12 @@ impl EbpfCapture {
         let mut ebpf = load(opts.ring_bytes)?;
 
         let mut qdisc = None;
-        let ingress = if opts.xdp {
+        // Every packet on a loopback interface passes its egress hook and
+        // then its ingress hook: watching both would see each twice (and
+        // count it as a retransmission). Egress alone sees them all once.
+        let ingress = if is_loopback(iface) {
+            None
+        } else if opts.xdp {
             attach_xdp(&mut ebpf, iface)?;
             None
         } else {
@@ -555,6 +560,15 @@ fn check_privileges(iface: &str) -> Result<(), EbpfError> {
             missing: missing.join(", "),
         })
     }
+}
+
+/// Whether `iface` is a loopback device (IFF_LOOPBACK, netdevice(7)).
+fn is_loopback(iface: &str) -> bool {
+    const IFF_LOOPBACK: u32 = 0x8;
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & IFF_LOOPBACK != 0)
 }
 
 fn attach_xdp(ebpf: &mut Ebpf, iface: &str) -> Result<(), EbpfError> {
