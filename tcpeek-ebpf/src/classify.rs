@@ -15,7 +15,7 @@ use crate::{
     headers::{self, Ip, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP},
     maps::{
         count, emit, fold64, hint_insert, hint_maybe_pending, hint_remove, hint_slot, KeyV4, KeyV6,
-        TCPEEK_HS_V4, TCPEEK_HS_V6,
+        Pending, TCPEEK_HS_V4, TCPEEK_HS_V6,
     },
     packet::{Header, Packet, Skip},
 };
@@ -54,25 +54,29 @@ fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
     }
 
     let ev = tcp_event(pkt, ip, &th, doff, dir)?;
-    if flags & RST != 0 {
-        // Either side may reset: forget the handshake keyed both ways.
-        forget(pkt, ip, &th, false)?;
-        forget(pkt, ip, &th, true)?;
-    } else if flags & ACK != 0 {
-        remember(pkt, ip, &th)?;
+    // An RST does not forget a remembered handshake: only userspace knows
+    // whether the endpoint accepts it (RFC 9293 3.10.7), and if it does not,
+    // the completing ACK must still come through. The LRU map ages the
+    // entry out otherwise.
+    if flags & (RST | ACK) == ACK {
+        remember(pkt, ip, &th, ev.payload_len)?;
     }
     emit(ev);
     Ok(())
 }
 
-/// An ACK segment (SYN and RST clear): reported only if it is the one a
-/// remembered SYN/ACK waits for. Data on it is fine (RFC 9293 3.5 allows
-/// the third segment to carry data). The hint array answers "certainly
-/// not" for nearly every segment without touching the hash maps.
+/// An ACK segment (SYN and RST clear): reported only if it acknowledges a
+/// remembered SYN/ACK. Data on it is fine (RFC 9293 3.5 allows the third
+/// segment to carry data). The entry is forgotten only when the segment
+/// also starts where the client's next segment must (a forged or stale ACK
+/// with the right acknowledgement number is reported, and judged by
+/// userspace, without hiding the real one). The hint array answers
+/// "certainly not" for nearly every segment without touching the hash maps.
 #[inline(always)]
 fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<(), Skip> {
-    let ack = th.n32::<8>();
+    let (ack, seq) = (th.be32::<8>(), th.be32::<4>());
     let ports = th.n32::<0>();
+    let waited = |p: &Pending| ack.wrapping_sub(p.ack) <= p.span;
     if ip.v6 {
         let h = pkt.header::<40>(ip.l3)?;
         // Low 64 bits of source (8..24) and destination (24..40) address.
@@ -81,16 +85,15 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
             return Ok(());
         }
         let key = key_v6(pkt, ip, th, false)?;
-        // SAFETY: the value is a plain u32 read once; a concurrent delete can
-        // at worst make us read a recycled entry's value (a missed event).
-        match unsafe { TCPEEK_HS_V6.get(&key) } {
-            Some(&expected) if expected == ack => {}
+        // SAFETY: the value is plain data copied once; a concurrent delete
+        // can at worst make us read a recycled entry (a missed event).
+        let p = match unsafe { TCPEEK_HS_V6.get(&key) } {
+            Some(p) if waited(p) => *p,
             _ => return Ok(()),
+        };
+        if p.seq == seq && TCPEEK_HS_V6.remove(&key).is_ok() {
+            hint_remove(slot);
         }
-        if TCPEEK_HS_V6.remove(&key).is_err() {
-            return Ok(()); // Another CPU completed it first.
-        }
-        hint_remove(slot);
     } else {
         let h = pkt.header::<20>(ip.l3)?;
         let slot = hint_slot(h.n32::<12>() ^ h.n32::<16>(), ports);
@@ -99,42 +102,45 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
         }
         let key = key_v4(pkt, ip, th, false)?;
         // SAFETY: as above.
-        match unsafe { TCPEEK_HS_V4.get(&key) } {
-            Some(&expected) if expected == ack => {}
+        let p = match unsafe { TCPEEK_HS_V4.get(&key) } {
+            Some(p) if waited(p) => *p,
             _ => return Ok(()),
+        };
+        if p.seq == seq && TCPEEK_HS_V4.remove(&key).is_ok() {
+            hint_remove(slot);
         }
-        if TCPEEK_HS_V4.remove(&key).is_err() {
-            return Ok(());
-        }
-        hint_remove(slot);
     }
     emit(tcp_event(pkt, ip, th, doff, dir)?);
     Ok(())
 }
 
-/// SYN/ACK: remember the reversed tuple and the ACK number that completes
-/// the handshake (its sequence number + 1, RFC 9293 3.5). A retransmitted
-/// SYN/ACK (the entry exists) updates it without counting it twice.
+/// SYN/ACK: remember the reversed tuple and what the completing ACK looks
+/// like (RFC 9293 3.5). A retransmitted SYN/ACK (the entry exists) updates
+/// it without counting it twice.
 #[inline(always)]
-fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>) -> Result<(), Skip> {
+fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>, payload_len: u16) -> Result<(), Skip> {
     const BPF_NOEXIST: u64 = 1;
     const BPF_EXIST: u64 = 2;
     const EEXIST: i32 = 17;
-    let expected = th.be32::<4>().wrapping_add(1).to_be();
+    let pending = Pending {
+        ack: th.be32::<4>().wrapping_add(1),
+        span: payload_len as u32,
+        seq: th.be32::<8>(),
+    };
     let (slot, res) = if ip.v6 {
         let key = key_v6(pkt, ip, th, true)?;
-        let res = match TCPEEK_HS_V6.insert(&key, expected, BPF_NOEXIST) {
+        let res = match TCPEEK_HS_V6.insert(&key, pending, BPF_NOEXIST) {
             Err(e) if e == -EEXIST => TCPEEK_HS_V6
-                .insert(&key, expected, BPF_EXIST)
+                .insert(&key, pending, BPF_EXIST)
                 .map(|()| false),
             r => r.map(|()| true),
         };
         (key.slot(), res)
     } else {
         let key = key_v4(pkt, ip, th, true)?;
-        let res = match TCPEEK_HS_V4.insert(&key, expected, BPF_NOEXIST) {
+        let res = match TCPEEK_HS_V4.insert(&key, pending, BPF_NOEXIST) {
             Err(e) if e == -EEXIST => TCPEEK_HS_V4
-                .insert(&key, expected, BPF_EXIST)
+                .insert(&key, pending, BPF_EXIST)
                 .map(|()| false),
             r => r.map(|()| true),
         };
@@ -143,22 +149,6 @@ fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>) -> Result<(), Skip> {
     match res {
         Ok(added) => hint_insert(slot, added),
         Err(_) => count(tcpeek_common::stat::MAP_FULL),
-    }
-    Ok(())
-}
-
-#[inline(always)]
-fn forget(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<(), Skip> {
-    // A missing entry (-ENOENT) is the common case, not a failure.
-    let (slot, removed) = if ip.v6 {
-        let key = key_v6(pkt, ip, th, reversed)?;
-        (key.slot(), TCPEEK_HS_V6.remove(&key).is_ok())
-    } else {
-        let key = key_v4(pkt, ip, th, reversed)?;
-        (key.slot(), TCPEEK_HS_V4.remove(&key).is_ok())
-    };
-    if removed {
-        hint_remove(slot);
     }
     Ok(())
 }

@@ -28,12 +28,12 @@ pub static TCPEEK_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::
 /// ACK are usually handled on different CPUs, and per-CPU lists would divide
 /// the capacity by the number of CPUs.
 #[map]
-pub static TCPEEK_HS_V4: LruHashMap<KeyV4, u32> = LruHashMap::with_max_entries(65536, 0);
+pub static TCPEEK_HS_V4: LruHashMap<KeyV4, Pending> = LruHashMap::with_max_entries(65536, 0);
 
 /// As [`TCPEEK_HS_V4`] for IPv6 (a separate map keeps the IPv4 key at 12
 /// bytes, which hashes faster than a padded 36-byte key).
 #[map]
-pub static TCPEEK_HS_V6: LruHashMap<KeyV6, u32> = LruHashMap::with_max_entries(16384, 0);
+pub static TCPEEK_HS_V6: LruHashMap<KeyV6, Pending> = LruHashMap::with_max_entries(16384, 0);
 
 /// A summary of the two handshake maps that lets the hot path skip their
 /// hash lookup: every ACK segment would otherwise pay one (about 17 ns for
@@ -140,6 +140,19 @@ pub fn hint_remove(slot: u32) {
 }
 
 /// IPv4 tuple, every field as on the wire (network order).
+/// What a remembered SYN/ACK waits for (host byte order): an ACK whose
+/// acknowledgement number is in `ack..=ack + span` (its sequence number + 1,
+/// up to the end of data it carried, as the userspace engine accepts), and
+/// the sequence number the client's next segment starts at (the SYN/ACK's
+/// own acknowledgement number).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    pub ack: u32,
+    pub span: u32,
+    pub seq: u32,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct KeyV4 {

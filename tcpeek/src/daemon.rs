@@ -434,13 +434,14 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
 
         let (tx, mut rx) = mpsc::channel(64);
-        let (feeder, capture_name) = match capture {
+        // Timeouts are judged on the clock the events' times come from.
+        let (feeder, capture_name, clock): (_, _, Box<dyn Fn() -> u64>) = match capture {
             Capture::Pcap(cap) => {
                 to_stderr(format_args!("{}\n", cap.banner()));
                 let stop = Arc::new(AtomicBool::new(false));
                 let t = spawn_pcap_feeder(*cap, tx, stop.clone())
                     .context("starting the capture thread")?;
-                (Feeder::Thread(t, stop), "pcap")
+                (Feeder::Thread(t, stop), "pcap", Box::new(wall_ns))
             }
             Capture::Ebpf(cap) => {
                 to_stderr(format_args!(
@@ -451,9 +452,11 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                         .unwrap_or(1 << 30)
                         >> 20
                 ));
+                let clock = Box::new(cap.clock());
                 (
                     Feeder::Task(tokio::spawn(ebpf_feeder(*cap, tx, stop_rx.clone()))),
                     "ebpf",
+                    clock,
                 )
             }
         };
@@ -469,35 +472,43 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         let mut feeding = true;
         while feeding {
             tokio::select! {
-                m = rx.recv() => feeding = feed(&mut agg, m, &mut failure),
-                _ = tick.tick() => {
-                    // Packets reach us up to a batch late: leave them a
-                    // second before declaring a timeout.
-                    agg.tick(wall_ns().saturating_sub(1_000_000_000));
-                    agg.flush();
-                }
+                // Signals first: a capture that keeps the channel full must
+                // not keep an operator's Ctrl-C waiting.
+                biased;
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
+                m = rx.recv() => feeding = feed(&mut agg, m, &mut failure),
+                _ = tick.tick() => {
+                    // Queued events carry their own time and end what they
+                    // pass; a tick ahead of them would time out handshakes
+                    // whose next segment is already in the queue. Packets
+                    // reach us up to a batch late: leave them a second.
+                    if rx.is_empty() {
+                        agg.tick(clock().saturating_sub(1_000_000_000));
+                    }
+                    agg.flush();
+                }
             }
             shared.publish(agg.counters());
             if agg.output_error().is_some() {
                 break;
             }
         }
-        // Stop capture and count what it had already handed over.
+        // Stop capture, then count everything it had handed over, until it
+        // is gone: a feeder blocked on a full channel must be able to end.
         let _ = stop_tx.send(true);
-        let joined = match feeder {
-            Feeder::Thread(t, stop) => {
-                stop.store(true, Ordering::Relaxed);
-                tokio::task::spawn_blocking(move || t.join().is_ok())
-                    .await
-                    .unwrap_or(false)
-            }
-            Feeder::Task(t) => t.await.is_ok(),
-        };
+        if let Feeder::Thread(_, stop) = &feeder {
+            stop.store(true, Ordering::Relaxed);
+        }
         while feeding {
             feeding = feed(&mut agg, rx.recv().await, &mut failure);
         }
+        let joined = match feeder {
+            Feeder::Thread(t, _) => tokio::task::spawn_blocking(move || t.join().is_ok())
+                .await
+                .unwrap_or(false),
+            Feeder::Task(t) => t.await.is_ok(),
+        };
         if !joined {
             failure.get_or_insert_with(|| anyhow::anyhow!("the capture stopped abnormally"));
         }

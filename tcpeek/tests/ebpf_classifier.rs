@@ -139,7 +139,7 @@ impl Fixture {
     }
 
     fn pending_v4(&self) -> usize {
-        let m: BpfHashMap<_, [u8; 12], u32> =
+        let m: BpfHashMap<_, [u8; 12], [u32; 3]> =
             BpfHashMap::try_from(self.ebpf.map(names::MAP_HANDSHAKES_V4).unwrap()).unwrap();
         m.keys().count()
     }
@@ -332,13 +332,16 @@ fn retransmitted_synack_updates_without_double_counting() {
     assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")).is_empty());
     one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9001, b"")));
     assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
-    // RST of a remembered IPv6 handshake also returns its count.
+    // An RST leaves a remembered IPv6 handshake (and its count) alone:
+    // whether it ends the handshake is userspace's call.
     one(fx.run(
         names::PROG_TC_EGRESS,
         &tcp6(true, 1, f::SYN | f::ACK, 1, b""),
     ));
     assert_eq!(hint_pending(&fx), 1);
     one(fx.tc_in(&tcp6(false, 1, f::RST, 0, b"")));
+    assert_eq!(hint_pending(&fx), 1);
+    one(fx.tc_in(&tcp6(false, 1, f::ACK, 2, b"")));
     assert_eq!(hint_pending(&fx), 0);
 }
 
@@ -375,26 +378,59 @@ fn handshake_v6_synack_then_completing_ack() {
 }
 
 #[test]
-fn rst_forgets_the_handshake() {
-    let Some(mut fx) = Fixture::new("rst_forgets_the_handshake") else {
+fn rst_leaves_the_completing_ack_to_come_through() {
+    let Some(mut fx) = Fixture::new("rst_leaves_the_completing_ack_to_come_through") else {
         return;
     };
-    // RST from the client, and (separately) from the server.
+    // An RST the endpoint may well refuse (here: out of window) must not
+    // hide the completing ACK that follows; both are reported.
     for rst_from_server in [false, true] {
         one(fx.run(
             names::PROG_TC_EGRESS,
             &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
         ));
-        let (seq, ack) = if rst_from_server {
-            (5001, 0)
-        } else {
-            (1001, 0)
-        };
-        let ev = one(fx.tc_in(&tcp4(rst_from_server, seq, f::RST, ack, b"")));
+        let seq = if rst_from_server { 777_777 } else { 999_999 };
+        let ev = one(fx.tc_in(&tcp4(rst_from_server, seq, f::RST, 0, b"")));
         assert_eq!(ev.tcp_flags, f::RST);
+        assert_eq!(fx.pending_v4(), 1);
+        one(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")));
         assert_eq!(fx.pending_v4(), 0);
-        assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")).is_empty());
     }
+}
+
+#[test]
+fn ack_starting_elsewhere_is_reported_but_keeps_the_handshake() {
+    let Some(mut fx) = Fixture::new("ack_starting_elsewhere_is_reported_but_keeps_the_handshake")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    // Right acknowledgement number, sequence number out of place (forged or
+    // stale): userspace judges it; the real one still comes through.
+    let ev = one(fx.tc_in(&tcp4(false, 424_242, f::ACK, 5001, b"")));
+    assert_eq!(ev.seq, 424_242);
+    assert_eq!(fx.pending_v4(), 1);
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")));
+    assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn synack_with_data_waits_for_acks_up_to_its_end() {
+    let Some(mut fx) = Fixture::new("synack_with_data_waits_for_acks_up_to_its_end") else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b"0123456789"),
+    ));
+    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5012, b"")).is_empty());
+    // Acknowledging the SYN/ACK's data (ISN + 1 + 10), as the engine accepts.
+    let ev = one(fx.tc_in(&tcp4(false, 1001, f::ACK, 5011, b"")));
+    assert_eq!(ev.ack, 5011);
+    assert_eq!(fx.pending_v4(), 0);
 }
 
 #[test]

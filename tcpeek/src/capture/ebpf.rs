@@ -317,6 +317,14 @@ impl EbpfCapture {
         })
     }
 
+    /// Now, on the clock of this capture's events: CLOCK_MONOTONIC with the
+    /// offset taken at open, so that a step of the wall clock cannot make
+    /// timeouts fire early or late.
+    pub fn clock(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let offset = self.mono_to_epoch_ns;
+        move || u64::try_from(monotonic_ns().saturating_add(offset)).unwrap_or(0)
+    }
+
     /// The interface this capture is attached to.
     pub fn interface(&self) -> &str {
         &self.iface
@@ -449,22 +457,24 @@ pub fn decode_record(record: &[u8]) -> Option<Event> {
 /// CLOCK_REALTIME - CLOCK_MONOTONIC in nanoseconds, the realtime read taken
 /// between two monotonic reads (their midpoint) to halve the error.
 pub fn mono_to_epoch_offset_ns() -> i64 {
-    let mono = || {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid timespec to write to.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    };
-    let m1 = mono();
+    let m1 = monotonic_ns();
     let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let m2 = mono();
+    let m2 = monotonic_ns();
     real - (m1 + (m2 - m1) / 2)
+}
+
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns()`.
+fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 fn ifindex(iface: &str) -> Option<u32> {

@@ -21,7 +21,7 @@
 mod session;
 mod table;
 
-use tcpeek_common::{tcp_flags, Event, KIND_ICMP_UNREACH, KIND_TCP};
+use tcpeek_common::{tcp_flags, Event, FAMILY_V4, KIND_ICMP_UNREACH, KIND_TCP};
 
 use crate::event::{endpoints, Connection};
 use session::{Key, Opening, Session, State};
@@ -302,7 +302,14 @@ impl Engine {
             return;
         }
         let s = self.table.get_mut(i);
-        if from_client && s.client.isn == ev.seq {
+        // Either side's SYN again: the server's too after a simultaneous
+        // open.
+        let same_syn = if from_client {
+            s.client.isn == ev.seq
+        } else {
+            s.server_sent_syn && s.server.isn == ev.seq
+        };
+        if same_syn {
             s.refresh(ev.ts_ns);
             self.touch(i, ListId::Closed);
             return;
@@ -331,6 +338,7 @@ impl Engine {
                         len: ev.payload_len,
                     };
                     s.state = State::SimultaneousOpen;
+                    s.server_sent_syn = true;
                     self.awaiting_ack.add(Hint::of_key(&s.key));
                 }
                 State::SimultaneousOpen if ev.seq == s.server.isn => {
@@ -418,19 +426,18 @@ impl Engine {
 
     /// RFC 9293 section 3.10.7.3 (SYN-SENT): an RST is acceptable if its ACK
     /// acknowledges our SYN; section 3.10.7.4 (other states): if its
-    /// sequence number is the next one expected from the sender.
+    /// sequence number is the next one expected from the sender. Only the
+    /// client can be in SYN-SENT (it may not have received the SYN/ACK the
+    /// observer saw); the server is in LISTEN or SYN-RECEIVED, where only
+    /// the sequence number counts (Linux: tcp_check_req).
     fn rst_acceptable(&self, i: u32, ev: &Event, from_client: bool) -> bool {
         let s = self.table.get(i);
-        // The client's ISN is always known; the server's once it sent a SYN.
-        let (sender, sender_synced, receiver, receiver_synced) = if from_client {
-            (s.client, true, s.server, s.server_synced())
+        if from_client {
+            s.client.next_seq(ev.seq)
         } else {
-            (s.server, s.server_synced(), s.client, true)
-        };
-        let ack_ok =
-            ev.tcp_flags & tcp_flags::ACK != 0 && receiver_synced && receiver.acked_by(ev.ack);
-        let seq_ok = sender_synced && sender.next_seq(ev.seq);
-        ack_ok || seq_ok
+            let ack_ok = ev.tcp_flags & tcp_flags::ACK != 0 && s.client.acked_by(ev.ack);
+            ack_ok || (s.server_synced() && s.server.next_seq(ev.seq))
+        }
     }
 
     /// An ICMP/ICMPv6 destination-unreachable quoting one of the handshake's
@@ -442,6 +449,13 @@ impl Engine {
             return;
         };
         if self.table.list_of(i) == ListId::Closed {
+            return;
+        }
+        // IPv4 "fragmentation needed" (code 4) is path MTU discovery, and
+        // codes above 15 are unassigned: Linux's tcp_v4_err does not abort
+        // the connection for them, and neither do we. Every ICMPv6 type 1
+        // code aborts (tcp_v6_err).
+        if ev.family == FAMILY_V4 && (ev.icmp_code == 4 || ev.icmp_code > 15) {
             return;
         }
         let s = self.table.get(i);

@@ -95,6 +95,9 @@ pub(crate) struct Session {
     pub(crate) server_acked: bool,
     /// The client has acknowledged the server's SYN.
     pub(crate) client_acked: bool,
+    /// The server sent a SYN of its own (simultaneous open); kept after the
+    /// handshake ends, to recognise its retransmission.
+    pub(crate) server_sent_syn: bool,
     pub(crate) dupsyn: u16,
     pub(crate) dupsynack: u16,
     /// Time of the first SYN (ns since the epoch).
@@ -116,6 +119,7 @@ impl Session {
             server: Opening::default(),
             server_acked: false,
             client_acked: false,
+            server_sent_syn: false,
             dupsyn: 0,
             dupsynack: 0,
             start_ns: now,

@@ -314,11 +314,41 @@ mod syn_sent {
 
     #[test]
     fn icmp_unreachable_of_any_code_counts() {
-        for code in [0, 1, 3, 4, 13] {
+        for code in [0, 1, 2, 3, 5, 13, 15] {
             let mut h = Harness::new();
             h.feed(&[syn(0), unreach(1, &syn(0), code)]);
             assert_eq!(h.outcomes(), [Outcome::Unreach], "code {code}");
         }
+    }
+
+    #[test]
+    fn fragmentation_needed_does_not_end_the_handshake() {
+        // Path MTU discovery, not unreachability: the SYN is retried and
+        // the handshake succeeds (tcp_v4_err). Unassigned codes likewise.
+        for code in [4, 16, 255] {
+            let mut h = Harness::new();
+            h.feed(&[
+                syn(0),
+                unreach(1, &syn(0), code),
+                syn(S),
+                synack(S + 1),
+                ack(S + 2),
+            ]);
+            assert_eq!(h.outcomes(), [Outcome::Success], "code {code}");
+        }
+        // ICMPv6 has no such code among type 1's: every one counts.
+        let c = ep("2001:db8::2", 40000);
+        let s6 = ep("2001:db8::1", 443);
+        let mut h = Harness::new();
+        let syn6 = seg(0, c, s6, SYN, C_ISN, 0);
+        h.feed(&[
+            syn6,
+            Event {
+                icmp_type: 1,
+                ..unreach(1, &syn6, 4)
+            },
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Unreach]);
     }
 
     #[test]
@@ -434,6 +464,20 @@ mod syn_received {
     }
 
     #[test]
+    fn client_rst_acknowledging_the_synack_with_a_bogus_seq_is_ignored() {
+        // The server is in SYN-RECEIVED: only the sequence number makes an
+        // RST acceptable there, whatever its ACK field says.
+        let mut h = Harness::new();
+        h.feed(&[
+            syn(0),
+            synack(1),
+            c2s(2, RST | ACK, C_ISN + 700_000, S_ISN + 1),
+            ack(3),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
     fn client_rst_with_bogus_seq_is_ignored() {
         // Linux answers a SYN/ACK it cannot use with an RST whose seq is the
         // SYN/ACK's ack number; that RST is not in the server's window.
@@ -505,6 +549,20 @@ mod simultaneous_open {
             s2c(5, SYN | ACK, S_ISN, C_ISN + 1),
         ]);
         assert_eq!(h.only().dupsyn, 2);
+    }
+
+    #[test]
+    fn late_server_syn_after_success_does_not_open_a_second_session() {
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[
+            c2s(2, SYN | ACK, C_ISN, S_ISN + 1),
+            s2c(3, SYN | ACK, S_ISN, C_ISN + 1),
+        ]);
+        h.feed(&[s2c(S, SYN, S_ISN, 0)]);
+        h.expire(400 * S);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+        assert_eq!(h.admitted, 1);
     }
 
     #[test]
