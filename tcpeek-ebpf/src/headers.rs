@@ -77,13 +77,21 @@ pub fn ipv4(pkt: &Packet, l3: usize) -> Result<Ip, Skip> {
     if h.be16::<6>() & 0x1fff != 0 {
         return Err(Skip::Pass);
     }
+    let (mut proto, mut l4) = (h.u8::<9>(), l3 + ihl);
+    if proto == IPPROTO_AH {
+        // RFC 4302: IPsec AH may sit between IPv4 and TCP (as the libpcap
+        // decoder also follows); its length is in 4-byte units, minus 2.
+        let e = pkt.header::<2>(l4)?;
+        proto = e.u8::<0>();
+        l4 += (e.u8::<1>() as usize + 2) * 4;
+    }
     Ok(Ip {
         l3,
-        l4: l3 + ihl,
-        proto: h.u8::<9>(),
+        l4,
+        proto,
         v6: false,
         // Total length 0 (IPv4 BIG TCP GSO packets) gives 0, not a wrap.
-        l4_len: (h.be16::<2>() as u32).saturating_sub(ihl as u32),
+        l4_len: (h.be16::<2>() as u32).saturating_sub((l4 - l3) as u32),
     })
 }
 

@@ -613,6 +613,28 @@ fn ipv4_options_are_skipped() {
 }
 
 #[test]
+fn ipv4_authentication_header_is_followed() {
+    let Some(mut fx) = Fixture::new("ipv4_authentication_header_is_followed") else {
+        return;
+    };
+    let plain = tcp4(false, 99, f::SYN, 0, b"ab");
+    // IPsec AH (RFC 4302) between IPv4 and TCP: 12 fixed bytes and a
+    // 12-byte ICV, length field (24 / 4) - 2 = 4.
+    let mut v = plain[..34].to_vec();
+    v[23] = 51;
+    let tot = u16::from_be_bytes([v[16], v[17]]) + 24;
+    v[16..18].copy_from_slice(&tot.to_be_bytes());
+    v.extend_from_slice(&[6, 4, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 1]);
+    v.extend_from_slice(&[0xab; 12]);
+    v.extend_from_slice(&plain[34..]);
+    let ev = one(fx.tc_in(&v));
+    assert_eq!(
+        (ev.seq, ev.payload_len, ev.sport, ev.tcp_flags),
+        (99, 2, 40000, f::SYN)
+    );
+}
+
+#[test]
 fn uninteresting_packets_emit_nothing() {
     let Some(mut fx) = Fixture::new("uninteresting_packets_emit_nothing") else {
         return;
