@@ -291,20 +291,20 @@ impl FilterSet {
     /// and no exclusion), as an admission tag for the engine: the set of
     /// named filters it matches, to be read back by
     /// [`FilterSet::for_each_in`] when it finishes.
-    pub fn admit(&self, conn: &Connection) -> Option<u64> {
+    pub fn admit(&self, conn: &Connection) -> Option<u32> {
         let (rx, tx) = self.sides(conn);
         if (!rx && !tx) || self.exclusions.iter().any(|f| f.matches(conn, rx, tx)) {
             return None;
         }
-        if self.named.len() > 64 {
+        if self.named.len() > 32 {
             // Too many for a bit set: recomputed at the end.
             return self
                 .named
                 .iter()
                 .any(|f| f.matches(conn, rx, tx))
-                .then_some(u64::MAX);
+                .then_some(u32::MAX);
         }
-        let mut set = 0u64;
+        let mut set = 0u32;
         for (i, f) in self.named.iter().enumerate() {
             if f.matches(conn, rx, tx) {
                 set |= 1 << i;
@@ -320,8 +320,8 @@ impl FilterSet {
 
     /// Calls `each` with the index (in [`FilterSet::names`] order) of every
     /// named filter in `tag`, the handshake's admission tag.
-    pub fn for_each_in(&self, tag: u64, conn: &Connection, mut each: impl FnMut(usize)) {
-        if self.named.len() > 64 {
+    pub fn for_each_in(&self, tag: u32, conn: &Connection, mut each: impl FnMut(usize)) {
+        if self.named.len() > 32 {
             return self.for_each_match(conn, each);
         }
         let mut set = tag;
@@ -551,12 +551,12 @@ mod tests {
         }
 
         #[test]
-        fn more_than_64_filters_are_recomputed() {
-            let exprs: Vec<String> = (1..=70).map(|p| format!("f{p}:RX@%:{p}")).collect();
+        fn more_than_32_filters_are_recomputed() {
+            let exprs: Vec<String> = (1..=40).map(|p| format!("f{p}:RX@%:{p}")).collect();
             let set = FilterSet::parse(&exprs, local(&["10.0.0.1"])).unwrap();
             assert_eq!(
-                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 69)),
-                ["RX", "f69"]
+                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 39)),
+                ["RX", "f39"]
             );
         }
 

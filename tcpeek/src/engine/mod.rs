@@ -51,7 +51,7 @@ pub struct Finished {
     /// SYN/ACK retransmissions seen.
     pub dupsynack: u32,
     /// What admission returned for it.
-    pub tag: u64,
+    pub tag: u32,
 }
 
 impl Finished {
@@ -144,7 +144,7 @@ impl Engine {
     pub fn process(
         &mut self,
         ev: &Event,
-        admit: impl FnOnce(&Connection) -> Option<u64>,
+        admit: impl FnOnce(&Connection) -> Option<u32>,
         out: &mut Vec<Finished>,
     ) {
         match ev.kind {
@@ -200,7 +200,7 @@ impl Engine {
     fn segment(
         &mut self,
         ev: &Event,
-        admit: impl FnOnce(&Connection) -> Option<u64>,
+        admit: impl FnOnce(&Connection) -> Option<u32>,
         out: &mut Vec<Finished>,
     ) {
         let flags = ev.tcp_flags;
@@ -265,7 +265,7 @@ impl Engine {
         &mut self,
         conn: Connection,
         ev: &Event,
-        admit: impl FnOnce(&Connection) -> Option<u64>,
+        admit: impl FnOnce(&Connection) -> Option<u32>,
     ) {
         let Some(tag) = admit(&conn) else {
             return;
@@ -293,7 +293,7 @@ impl Engine {
         ev: &Event,
         from_client: bool,
         conn: Connection,
-        admit: impl FnOnce(&Connection) -> Option<u64>,
+        admit: impl FnOnce(&Connection) -> Option<u32>,
     ) {
         let f = ev.tcp_flags;
         let opening_syn = f & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)

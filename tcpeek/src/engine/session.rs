@@ -103,13 +103,13 @@ pub(crate) struct Session {
     /// Time of the first SYN (ns since the epoch).
     pub(crate) start_ns: u64,
     /// The admission tag.
-    pub(crate) tag: u64,
+    pub(crate) tag: u32,
     /// Time of the last segment that moved or refreshed the handshake.
     pub(crate) last_ns: u64,
 }
 
 impl Session {
-    pub(crate) fn new(conn: Connection, client: Opening, now: u64, tag: u64) -> Session {
+    pub(crate) fn new(conn: Connection, client: Opening, now: u64, tag: u32) -> Session {
         let (key, client_is_lo) = Key::of(conn.client, conn.server);
         Session {
             key,
