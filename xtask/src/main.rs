@@ -129,5 +129,52 @@ fn test() -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
-    run(&cargo, &["test", "--workspace"])
+    let (passed, failed, ignored) = run_tests(&cargo, &["test", "--workspace"])?;
+    // One closing line for the whole suite: cargo's own last line is that of
+    // its last test binary (often doc tests with nothing in them).
+    println!("xtask test: {passed} passed, {failed} failed, {ignored} skipped");
+    if failed > 0 {
+        bail!("{failed} tests failed");
+    }
+    Ok(())
+}
+
+/// Runs `cargo test ...`, passing its output through, and adds up its
+/// `test result:` lines.
+fn run_tests(cargo: &str, args: &[&str]) -> anyhow::Result<(u64, u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("xtask: {cargo} {}", args.join(" "));
+    let mut child = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root()?)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cargo}"))?;
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let out = child.stdout.take().context("cargo test's stdout")?;
+    let mut stdout = std::io::stdout().lock();
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        writeln!(stdout, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // "ok. 155 passed; 0 failed; 1 ignored; 0 measured; ..."
+            for part in rest.split([';', '.']) {
+                let mut words = part.split_whitespace();
+                if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                    let n: u64 = n.parse().unwrap_or(0);
+                    match what {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        "ignored" => ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{cargo} {}` failed ({status})", args.join(" "));
+    }
+    Ok((passed, failed, ignored))
 }
