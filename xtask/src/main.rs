@@ -20,13 +20,14 @@ tasks:
   fixtures               regenerate the capture files in tests/fixtures/";
 
 /// The bundled example and the addresses that are "this host" in it.
-const DEMO: [&str; 6] = [
+const DEMO: [&str; 7] = [
     "-r",
     "tests/fixtures/mixed.pcap",
     "--local",
     "10.0.0.1",
     "--local",
     "fd00::1",
+    "--icmp",
 ];
 
 fn main() -> anyhow::Result<()> {
