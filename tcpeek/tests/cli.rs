@@ -901,12 +901,7 @@ fn ebpf_backend_refuses_libpcap_only_options() {
 
 /// A GET on `path` that must be answered.
 fn get(path: &Path) -> Value {
-    let mut s = std::os::unix::net::UnixStream::connect(path)
-        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET\r\n").unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
+    let reply = request(path, "GET\r\n");
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"))
 }
 

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
@@ -446,17 +445,6 @@ fn socket_get_refresh_and_tcpeekstat() {
     for (b, e) in &exited {
         assert!(!e.stderr.contains("error"), "{b}: {}", e.stderr);
     }
-}
-
-fn request(path: &std::path::Path, line: &str) -> String {
-    use std::io::Read;
-    use std::os::unix::net::UnixStream;
-    let mut s = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(line.as_bytes()).unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 #[test]

@@ -506,3 +506,16 @@ pub fn ebpf_available() -> bool {
         ok
     })
 }
+
+/// Sends one request line on the socket at `path` and returns the whole
+/// reply (the server closes when done).
+pub fn request(path: &Path, line: &str) -> String {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let mut s = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(line.as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
