@@ -28,6 +28,7 @@ use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config, Source};
 use crate::engine::{Engine, Finished};
 use crate::filter::FilterSet;
+use crate::output::queue::{Dest, OutputQueue};
 use crate::output::{format_summary, SessionPrinter, SummaryInfo};
 use crate::socket::{drop_privileges, lookup_user, prepare_dir, SocketServer};
 use crate::stats::{Counters, SharedCounters};
@@ -155,13 +156,17 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn printer(cfg: &Config) -> SessionPrinter {
-    let out: Box<dyn Write + Send> = if cfg.json {
-        Box::new(io::stdout())
-    } else {
-        Box::new(io::stderr())
-    };
+fn printer(cfg: &Config, out: Box<dyn Write + Send>) -> SessionPrinter {
     SessionPrinter::new(cfg.quiet, cfg.json, out)
+}
+
+/// Where per-handshake output goes: stdout with `--json`, else stderr.
+fn session_dest(cfg: &Config) -> Dest {
+    if cfg.json {
+        Dest::Stdout
+    } else {
+        Dest::Stderr
+    }
 }
 
 /// Writes to stderr, ignoring failure. `eprint!` panics when stderr is gone
@@ -171,30 +176,29 @@ fn to_stderr(args: std::fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
-/// Prints the summary (stderr) and, with `--json`, the final GET array
-/// (stdout).
-fn finish(agg: &mut Aggregator, cfg: &Config, from_ns: u64, to_ns: u64, capture: &str) {
+/// What is printed at exit: the summary (for stderr) and, with `--json`,
+/// the final GET array (for stdout).
+fn final_output(
+    agg: &mut Aggregator,
+    cfg: &Config,
+    span: (u64, u64),
+    capture: &str,
+    dropped_lines: u64,
+) -> (String, Option<String>) {
     agg.flush();
-    let json = cfg.json;
-    let icmp = cfg.engine.icmp;
     let counters = agg.counters();
-    to_stderr(format_args!(
-        "{}",
-        format_summary(
-            counters,
-            &SummaryInfo {
-                from_ns,
-                to_ns,
-                icmp,
-                capture,
-            }
-        )
-    ));
-    if json {
-        let mut out = io::stdout().lock();
-        // A closed stdout is not an error at exit.
-        let _ = writeln!(out, "{}", counters.to_get_json()).and_then(|()| out.flush());
-    }
+    let summary = format_summary(
+        counters,
+        &SummaryInfo {
+            from_ns: span.0,
+            to_ns: span.1,
+            icmp: cfg.engine.icmp,
+            capture,
+            dropped_lines,
+        },
+    );
+    let json = cfg.json.then(|| format!("{}\n", counters.to_get_json()));
+    (summary, json)
 }
 
 /// Runs tcpeek with a validated configuration.
@@ -211,7 +215,15 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
     to_stderr(format_args!("{}\n", cap.banner()));
-    let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
+    let out: Box<dyn Write + Send> = match session_dest(cfg) {
+        Dest::Stdout => Box::new(io::stdout()),
+        Dest::Stderr => Box::new(io::stderr()),
+    };
+    let mut agg = Aggregator::new(
+        Engine::new(cfg.engine),
+        cfg.filters.clone(),
+        printer(cfg, out),
+    );
     agg.start_output();
     let mut failure = None;
     loop {
@@ -236,7 +248,13 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     agg.set_capture_stats(cap.stats());
     let (from, to) = agg.packet_span().unwrap_or((0, 0));
     let to = cap.last_frame_ns().unwrap_or(to).max(to);
-    finish(&mut agg, cfg, from, to, "pcap");
+    let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
+    to_stderr(format_args!("{summary}"));
+    if let Some(json) = json {
+        let mut out = io::stdout().lock();
+        // A closed stdout is not an error at exit.
+        let _ = out.write_all(json.as_bytes()).and_then(|()| out.flush());
+    }
     match failure {
         // Everything before the damage was counted and reported above. The
         // error names the file already (CaptureError::TruncatedFile,
@@ -428,7 +446,15 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let server = open_socket(cfg)?;
-        let mut agg = Aggregator::new(Engine::new(cfg.engine), cfg.filters.clone(), printer(cfg));
+        // 64 Ki lines (a few MB) may wait for a slow reader; beyond that
+        // they are dropped and counted rather than stall the counters.
+        let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;
+        let out = Box::new(output.writer(session_dest(cfg)));
+        let mut agg = Aggregator::new(
+            Engine::new(cfg.engine),
+            cfg.filters.clone(),
+            printer(cfg, out),
+        );
         let shared = SharedCounters::new(agg.counters().clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
@@ -515,7 +541,18 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         if let Some(t) = server_task {
             let _ = t.await;
         }
-        finish(&mut agg, cfg, from_ns, wall_ns(), capture_name);
+        let dropped = output.dropped();
+        let (summary, json) =
+            final_output(&mut agg, cfg, (from_ns, wall_ns()), capture_name, dropped);
+        drop(agg);
+        // Behind the lines still queued; a reader that never comes back
+        // must not keep the process from exiting.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        output.send_until(Dest::Stderr, summary.into_bytes(), deadline);
+        if let Some(json) = json {
+            output.send_until(Dest::Stdout, json.into_bytes(), deadline);
+        }
+        output.close(deadline);
         match failure {
             Some(e) => Err(e),
             None => Ok(ExitCode::SUCCESS),

@@ -597,3 +597,54 @@ fn replaying_a_capture_of_the_run_gives_the_same_counters() {
     assert_counts(&live, "web", [7, 4, 0, 0, 0, 0, 0]);
     assert_eq!(replay[4]["pcap"]["stats"]["pending"], 0, "{replay}");
 }
+
+#[test]
+fn a_reader_that_stops_reading_does_not_stall_the_counters() {
+    // Handshake lines go to stderr; here nobody reads it, so the pipe fills
+    // after a few hundred lines. Counting (and the socket) must go on, and
+    // SIGTERM must still end the daemon.
+    require_root!();
+    let pair = Pair::new();
+    let dir = TempDir::new("stall");
+    for backend in backends() {
+        let sock = dir.path(&format!("{backend}.sock"));
+        let mut child = pair
+            .server
+            .command(&tcpeek_bin())
+            .args(["--backend", backend, "-i", &pair.server_if, "-U"])
+            .arg(&sock)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stuck_stderr = child.stderr.take();
+        wait_for("the socket to answer", || {
+            serde_json::from_str::<Value>(&request_or_empty(&sock)).ok()
+        });
+        // ~120 bytes a line: 2000 rejects are far more than a pipe holds.
+        let n = 2000u64;
+        pair.client.enter(|| {
+            for _ in 0..n {
+                let _ = std::net::TcpStream::connect(sa(pair.server4, 9));
+            }
+        });
+        let v = wait_for("every reject counted while stderr is full", || {
+            let v: Value = serde_json::from_str(&request_or_empty(&sock)).ok()?;
+            (counts(&v, "RX")[5] == n).then_some(v)
+        });
+        assert_eq!(counts(&v, "RX"), [0, 0, 0, n, 0, n, 0], "{backend}");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait_for("tcpeek to exit with its stderr full", || {
+            child.try_wait().unwrap()
+        });
+        assert!(status.success(), "{backend}: {status}");
+        drop(stuck_stderr);
+    }
+}
+
+/// A GET reply, or "" while the socket does not answer.
+fn request_or_empty(path: &std::path::Path) -> String {
+    try_request(path, "GET\n").unwrap_or_default()
+}

@@ -3,6 +3,7 @@
 //! the summary printed at exit.
 
 mod line;
+pub mod queue;
 mod summary;
 
 use std::io::{self, Write};
@@ -52,16 +53,19 @@ impl SessionPrinter {
     }
 
     /// Prints one finished handshake; `filters` are the named filters it
-    /// counted in.
+    /// counted in. Each line is one write, so that an output that drops
+    /// writes (output::queue) drops whole lines.
     pub fn session(&mut self, f: &Finished, filters: &[&str]) -> io::Result<()> {
-        match self.mode {
-            Mode::Quiet => Ok(()),
+        let mut line = match self.mode {
+            Mode::Quiet => return Ok(()),
             Mode::Table => {
                 self.header()?;
-                writeln!(self.out, "{}", format_line(f))
+                format_line(f)
             }
-            Mode::Json => writeln!(self.out, "{}", json_line(f, filters)),
-        }
+            Mode::Json => json_line(f, filters),
+        };
+        line.push('\n');
+        self.out.write_all(line.as_bytes())
     }
 
     /// Whether nothing is printed per handshake (`-q`).

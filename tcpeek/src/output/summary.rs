@@ -17,6 +17,8 @@ pub struct SummaryInfo<'a> {
     pub icmp: bool,
     /// Name of the capture section: `pcap` or `ebpf`.
     pub capture: &'a str,
+    /// Handshake lines not printed because their reader was too slow.
+    pub dropped_lines: u64,
 }
 
 const RULE: &str = "------------------------------------";
@@ -68,6 +70,13 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
         "   overflow : {}  (SYNs not tracked: table full)",
         c.engine.overflow
     );
+    if info.dropped_lines > 0 {
+        let _ = writeln!(
+            s,
+            "   lines dropped : {}  (their reader was too slow)",
+            info.dropped_lines
+        );
+    }
     let _ = writeln!(s, "====================================");
     s
 }
@@ -91,6 +100,7 @@ mod tests {
             to_ns: 86_106_000_000,
             icmp: false,
             capture: "pcap",
+            dropped_lines: 0,
         };
         let s = format_summary(&c, &info);
         let lines: Vec<&str> = s.lines().collect();

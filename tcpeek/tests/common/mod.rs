@@ -510,12 +510,17 @@ pub fn ebpf_available() -> bool {
 /// Sends one request line on the socket at `path` and returns the whole
 /// reply (the server closes when done).
 pub fn request(path: &Path, line: &str) -> String {
+    try_request(path, line).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// [`request`], or why it failed (no socket yet, no answer within 10 s).
+pub fn try_request(path: &Path, line: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
-    let mut s = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(line.as_bytes()).unwrap();
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(line.as_bytes())?;
     let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    reply
+    s.read_to_string(&mut reply)?;
+    Ok(reply)
 }
