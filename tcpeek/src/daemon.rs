@@ -45,8 +45,14 @@ pub struct Aggregator {
     /// Latest packet time seen (the engine's clock for capture files).
     now_ns: u64,
     first_ns: Option<u64>,
+    /// The previous event jumped ahead and was not believed yet.
+    jump_held: bool,
     output_error: Option<io::Error>,
 }
+
+/// A jump of packet time larger than this needs a second event to be
+/// believed (see [`Aggregator::event`]).
+const JUMP_NS: u64 = 600 * 1_000_000_000;
 
 impl Aggregator {
     pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
@@ -61,6 +67,7 @@ impl Aggregator {
             matched: Vec::new(),
             now_ns: 0,
             first_ns: None,
+            jump_held: false,
             output_error: None,
         }
     }
@@ -69,10 +76,35 @@ impl Aggregator {
     /// time are ended first.
     pub fn event(&mut self, ev: &Event) {
         self.first_ns.get_or_insert(ev.ts_ns);
+        let mut held = None;
         if ev.ts_ns > self.now_ns {
-            self.now_ns = ev.ts_ns;
-            self.engine.expire(self.now_ns, &mut self.finished);
+            // One frame stamped far ahead (a damaged or forged capture file)
+            // must not time out every open handshake: a jump of more than
+            // JUMP_NS moves the clock only once a second event confirms it,
+            // and until then the event counts as happening now.
+            let jump = self.now_ns != 0 && ev.ts_ns - self.now_ns > JUMP_NS;
+            if jump && !self.jump_held {
+                self.jump_held = true;
+                held = Some(Event {
+                    ts_ns: self.now_ns,
+                    ..*ev
+                });
+            } else {
+                self.jump_held = false;
+                self.now_ns = ev.ts_ns;
+                self.engine.expire(self.now_ns, &mut self.finished);
+            }
+        } else {
+            self.jump_held = false;
+            // Likewise far behind (a zero or negative stamp): now.
+            if ev.ts_ns.saturating_add(JUMP_NS) < self.now_ns {
+                held = Some(Event {
+                    ts_ns: self.now_ns,
+                    ..*ev
+                });
+            }
         }
+        let ev = held.as_ref().unwrap_or(ev);
         let filters = &self.filters;
         self.engine
             .process(ev, |c| filters.admit(c), &mut self.finished);

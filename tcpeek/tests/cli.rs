@@ -618,6 +618,49 @@ fn full_table_counts_overflow() {
 }
 
 #[test]
+fn one_frame_stamped_far_ahead_does_not_time_out_everything() {
+    // A damaged timestamp (year 2037) in the middle of a capture: the open
+    // handshake still completes, and only a confirmed jump moves time.
+    let dir = TempDir::new("jump");
+    let path = dir.path("jump.pcap");
+    let mut t = Trace::default();
+    let (isn, sisn) = (7_000u32, 9_000u32);
+    t.push(0, segment(CLIENT, SERVER, 40_000, 80, isn, 0, Flags::Syn));
+    // (libpcap reads a record's seconds as signed 32 bits: 2038 at most.)
+    let far_us = 11 * 365 * 86_400 * 1_000_000u64;
+    t.push(
+        far_us,
+        segment(CLIENT, SERVER, 40_001, 80, 1, 0, Flags::Syn),
+    );
+    t.push(
+        1_000,
+        segment(SERVER, CLIENT, 80, 40_000, sisn, isn + 1, Flags::SynAck),
+    );
+    t.push(
+        2_000,
+        segment(CLIENT, SERVER, 40_000, 80, isn + 1, sisn + 1, Flags::Ack),
+    );
+    // Time goes on: a later SYN left unanswered still times out, which the
+    // stray one (taken as arriving at 1 ms, not in 2037) must not hold up.
+    t.push(3_000, segment(CLIENT, SERVER, 40_002, 80, 5, 0, Flags::Syn));
+    t.handshake(200_000_000, 40_003, 443);
+    t.write_pcap(&path, 1);
+    let out = tcpeek(&[
+        "-r",
+        path.to_str().unwrap(),
+        "--json",
+        "--local",
+        "10.0.0.1",
+    ]);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    let counters = final_counters(&out);
+    // Both unanswered SYNs time out by 200 s; both handshakes succeed.
+    assert_eq!(counts(&counters, "RX"), [2, 0, 0, 2, 2, 0, 0], "{counters}");
+    assert_eq!(capture_stat(&counters, "pending"), 0, "{counters}");
+}
+
+#[test]
 fn full_table_frees_slots_for_later_handshakes() {
     let dir = TempDir::new("reuse");
     let path = dir.path("reuse.pcap");
