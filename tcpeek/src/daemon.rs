@@ -76,34 +76,22 @@ impl Aggregator {
     /// time are ended first.
     pub fn event(&mut self, ev: &Event) {
         self.first_ns.get_or_insert(ev.ts_ns);
-        let mut held = None;
-        if ev.ts_ns > self.now_ns {
-            // One frame stamped far ahead (a damaged or forged capture file)
-            // must not time out every open handshake: a jump of more than
-            // JUMP_NS moves the clock only once a second event confirms it,
-            // and until then the event counts as happening now.
-            let jump = self.now_ns != 0 && ev.ts_ns - self.now_ns > JUMP_NS;
-            if jump && !self.jump_held {
-                self.jump_held = true;
-                held = Some(Event {
-                    ts_ns: self.now_ns,
-                    ..*ev
-                });
-            } else {
-                self.jump_held = false;
-                self.now_ns = ev.ts_ns;
-                self.engine.expire(self.now_ns, &mut self.finished);
-            }
-        } else {
-            self.jump_held = false;
-            // Likewise far behind (a zero or negative stamp): now.
-            if ev.ts_ns.saturating_add(JUMP_NS) < self.now_ns {
-                held = Some(Event {
-                    ts_ns: self.now_ns,
-                    ..*ev
-                });
-            }
+        // One frame stamped far ahead (a damaged or forged capture file)
+        // must not time out every open handshake: a jump of more than
+        // JUMP_NS moves the clock only once a second event confirms it.
+        // Until then, and for stamps far behind, the event counts as now.
+        let far_ahead = self.now_ns != 0 && ev.ts_ns > self.now_ns.saturating_add(JUMP_NS);
+        let far_behind = ev.ts_ns.saturating_add(JUMP_NS) < self.now_ns;
+        let unconfirmed = far_ahead && !self.jump_held;
+        self.jump_held = unconfirmed;
+        if ev.ts_ns > self.now_ns && !unconfirmed {
+            self.now_ns = ev.ts_ns;
+            self.engine.expire(self.now_ns, &mut self.finished);
         }
+        let held = (unconfirmed || far_behind).then_some(Event {
+            ts_ns: self.now_ns,
+            ..*ev
+        });
         let ev = held.as_ref().unwrap_or(ev);
         let filters = &self.filters;
         self.engine

@@ -226,10 +226,9 @@ impl PcapCapture {
                 detail: "the path is not valid UTF-8".to_owned(),
             });
         }
-        // Opening a directory succeeds in fopen(3) and fails later with a
-        // confusing message; say what it is.
         // Check what fopen(3) would trip over ourselves: libpcap's messages
-        // repeat the path and describe an empty file as a truncated header.
+        // repeat the path, describe an empty file as a truncated header, and
+        // a directory opens and then fails confusingly.
         let detail = match std::fs::metadata(path) {
             Err(e) => Some(e.to_string()),
             Ok(m) if m.is_dir() => Some("is a directory".to_owned()),
