@@ -21,11 +21,13 @@ use tcpeek_common::Event;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use crate::capture::clock::{FileClock, Timed};
 use crate::capture::decode::ChecksumMode;
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config, Source};
+use crate::engine::reorder::{self, Reorder};
 use crate::engine::{Engine, Finished};
 use crate::filter::FilterSet;
 use crate::output::queue::{Dest, OutputQueue};
@@ -34,6 +36,11 @@ use crate::socket::{drop_privileges, lookup_user, prepare_dir, SocketServer};
 use crate::stats::{Counters, SharedCounters};
 
 /// Engine, filters and counters, and the printing of finished handshakes.
+///
+/// Records pass the reordering window ([`Reorder`]) first, so the engine
+/// sees them in time order; time is the records' own (the caller decides
+/// which timestamps to believe: [`FileClock`] for files, the host's clock
+/// live).
 pub struct Aggregator {
     engine: Engine,
     filters: FilterSet,
@@ -42,17 +49,12 @@ pub struct Aggregator {
     printer: SessionPrinter,
     names: Vec<String>,
     matched: Vec<usize>,
-    /// Latest packet time seen (the engine's clock for capture files).
+    reorder: Reorder,
+    /// Latest record time seen.
     now_ns: u64,
     first_ns: Option<u64>,
-    /// The previous event jumped ahead and was not believed yet.
-    jump_held: bool,
     output_error: Option<io::Error>,
 }
-
-/// A jump of packet time larger than this needs a second event to be
-/// believed (see [`Aggregator::event`]).
-const JUMP_NS: u64 = 600 * 1_000_000_000;
 
 impl Aggregator {
     pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
@@ -65,46 +67,68 @@ impl Aggregator {
             printer,
             names,
             matched: Vec::new(),
+            reorder: Reorder::new(),
             now_ns: 0,
             first_ns: None,
-            jump_held: false,
             output_error: None,
         }
     }
 
-    /// Processes one event; handshakes idle past the timeout at the event's
-    /// time are ended first.
+    /// Takes one record. It reaches the engine once the reordering window
+    /// has passed it; handshakes idle past the timeout by then end first.
     pub fn event(&mut self, ev: &Event) {
         self.first_ns.get_or_insert(ev.ts_ns);
-        // One frame stamped far ahead (a damaged or forged capture file)
-        // must not time out every open handshake: a jump of more than
-        // JUMP_NS moves the clock only once a second event confirms it.
-        // Until then, and for stamps far behind, the event counts as now.
-        let far_ahead = self.now_ns != 0 && ev.ts_ns > self.now_ns.saturating_add(JUMP_NS);
-        let far_behind = ev.ts_ns.saturating_add(JUMP_NS) < self.now_ns;
-        let unconfirmed = far_ahead && !self.jump_held;
-        self.jump_held = unconfirmed;
-        if ev.ts_ns > self.now_ns && !unconfirmed {
-            self.now_ns = ev.ts_ns;
-            self.engine.expire(self.now_ns, &mut self.finished);
-        }
-        let held = (unconfirmed || far_behind).then_some(Event {
-            ts_ns: self.now_ns,
-            ..*ev
+        self.now_ns = self.now_ns.max(ev.ts_ns);
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.push(*ev, &mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
         });
-        let ev = held.as_ref().unwrap_or(ev);
-        let filters = &self.filters;
-        self.engine
-            .process(ev, |c| filters.admit(c), &mut self.finished);
         if !self.finished.is_empty() {
             self.report();
         }
     }
 
-    /// Ends handshakes idle past the timeout at `now_ns` (live capture's
-    /// clock tick).
-    pub fn tick(&mut self, now_ns: u64) {
-        self.engine.expire(now_ns, &mut self.finished);
+    /// Time has reached `now_ns` on the records' clock without a record
+    /// (an irrelevant frame of a file, or live capture's clock): releases
+    /// what the reordering window held, and ends handshakes whose deadline
+    /// passed before `now_ns - expire_margin_ns` (live capture leaves
+    /// records in flight from the kernel that margin).
+    pub fn advance(&mut self, now_ns: u64, expire_margin_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.advance(now_ns, &mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
+        });
+        let until = now_ns
+            .saturating_sub(reorder::WINDOW_NS)
+            .min(now_ns.saturating_sub(expire_margin_ns));
+        self.engine.expire(until, &mut self.finished);
+        self.report();
+    }
+
+    /// A frame of a capture file, at the time [`FileClock`] settled on.
+    pub fn timed(&mut self, t: Timed) {
+        match t.event {
+            Some(ev) => self.event(&ev),
+            None => self.advance(t.ts_ns, 0),
+        }
+    }
+
+    /// Frames of a capture file whose timestamps were not believed.
+    pub fn set_clock_overruled(&mut self, n: u64) {
+        self.counters.engine.clock_overruled = n;
+    }
+
+    /// End of input: everything the reordering window holds goes to the
+    /// engine.
+    pub fn flush_input(&mut self) {
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.flush(&mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
+        });
         self.report();
     }
 
@@ -117,6 +141,7 @@ impl Aggregator {
     pub fn counters(&mut self) -> &Counters {
         self.counters.engine.pending = self.engine.pending() as u64;
         self.counters.engine.overflow = self.engine.overflow();
+        self.counters.engine.late = self.reorder.late();
         &self.counters
     }
 
@@ -205,6 +230,7 @@ fn final_output(
     capture: &str,
     dropped_lines: u64,
 ) -> (String, Option<String>) {
+    agg.flush_input();
     agg.flush();
     let counters = agg.counters();
     let summary = format_summary(
@@ -246,9 +272,12 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     );
     agg.start_output();
     let mut failure = None;
+    // A file's timestamps are its clock, but one damaged stamp must not
+    // move it (capture::clock).
+    let mut clock = FileClock::new();
     loop {
         match cap.next() {
-            Ok(Next::Event(ev)) => agg.event(&ev),
+            Ok(Next::Event(ev)) => clock.push(ev.ts_ns, Some(ev), &mut |t| agg.timed(t)),
             Ok(Next::Timeout) => {}
             Ok(Next::Eof) => break,
             Err(e) => {
@@ -263,11 +292,17 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     // Packet time went on to the last frame, relevant or not: handshakes
     // idle for the timeout by then have timed out.
     if let Some(last) = cap.last_frame_ns() {
-        agg.tick(last);
+        clock.push(last, None, &mut |t| agg.timed(t));
     }
+    clock.finish(&mut |t| agg.timed(t));
+    agg.flush_input();
+    if let Some(now) = clock.now() {
+        agg.advance(now, 0);
+    }
+    agg.set_clock_overruled(clock.overruled());
     agg.set_capture_stats(cap.stats());
-    let (from, to) = agg.packet_span().unwrap_or((0, 0));
-    let to = cap.last_frame_ns().unwrap_or(to).max(to);
+    let (from, _) = agg.packet_span().unwrap_or((0, 0));
+    let to = clock.now().unwrap_or(from);
     let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
     to_stderr(format_args!("{summary}"));
     if let Some(json) = json {
@@ -285,6 +320,11 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
         None => Ok(ExitCode::SUCCESS),
     }
 }
+
+/// Live capture ends a handshake this long after its deadline passed on
+/// the clock, not at once: records of it may still be on their way from the
+/// kernel (a batch, the channel).
+const LIVE_EXPIRY_MARGIN_NS: u64 = 1_000_000_000;
 
 /// What the capture thread sends the aggregator.
 enum Feed {
@@ -530,7 +570,7 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                     // whose next segment is already in the queue. Packets
                     // reach us up to a batch late: leave them a second.
                     if rx.is_empty() {
-                        agg.tick(clock().saturating_sub(1_000_000_000));
+                        agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
                     }
                     agg.flush();
                 }
@@ -615,4 +655,173 @@ fn open_socket(cfg: &Config) -> anyhow::Result<Option<SocketServer>> {
         Some(path) => Some(SocketServer::bind(path)?),
         None => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::local::Local;
+    use tcpeek_common::tcp_flags::{ACK, SYN};
+    use tcpeek_common::{FAMILY_V4, KIND_TCP};
+
+    const S: u64 = 1_000_000_000;
+    const T0: u64 = 1_767_225_600 * S;
+    const C_ISN: u32 = 1000;
+    const S_ISN: u32 = 50_000;
+
+    fn aggregator() -> Aggregator {
+        Aggregator::new(
+            Engine::new(EngineConfig::new(30 * S, 100, true)),
+            FilterSet::parse::<&str>(&[], Local::Everything).unwrap(),
+            SessionPrinter::new(true, false, Box::new(io::sink())),
+        )
+    }
+
+    fn seg(t: u64, from_client: bool, flags: u8, seq: u32, ack: u32) -> Event {
+        let (c, s) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let (src, dst, sport, dport) = if from_client {
+            (c, s, 40000, 80)
+        } else {
+            (s, c, 80, 40000)
+        };
+        let mut ev = Event {
+            ts_ns: t,
+            seq,
+            ack,
+            sport,
+            dport,
+            kind: KIND_TCP,
+            family: FAMILY_V4,
+            tcp_flags: flags,
+            ..Event::ZERO
+        };
+        ev.saddr[..4].copy_from_slice(&src);
+        ev.daddr[..4].copy_from_slice(&dst);
+        ev
+    }
+
+    fn handshake(t: u64) -> [Event; 3] {
+        [
+            seg(t, true, SYN, C_ISN, 0),
+            seg(t + 1000, false, SYN | ACK, S_ISN, C_ISN + 1),
+            seg(t + 2000, true, ACK, C_ISN + 1, S_ISN + 1),
+        ]
+    }
+
+    fn rx(agg: &mut Aggregator) -> crate::stats::FilterCounters {
+        agg.counters().filters[0].1
+    }
+
+    #[test]
+    fn a_synack_delivered_before_its_syn_is_a_success() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        for ev in [synack, syn, ack] {
+            agg.event(&ev);
+        }
+        agg.flush_input();
+        assert_eq!(rx(&mut agg).success.total, 1);
+        assert_eq!(agg.counters().engine.late, 0);
+    }
+
+    #[test]
+    fn an_ack_delivered_before_its_synack_is_a_success() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        for ev in [syn, ack, synack] {
+            agg.event(&ev);
+        }
+        agg.advance(T0 + S, 0);
+        assert_eq!(rx(&mut agg).success.total, 1);
+    }
+
+    #[test]
+    fn a_record_beyond_the_window_is_counted_late() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.advance(T0 + S, 0);
+        // Stamped before the SYN/ACK already handed on.
+        agg.event(&Event {
+            ts_ns: T0 + 500,
+            ..syn
+        });
+        agg.event(&ack);
+        agg.flush_input();
+        assert_eq!(agg.counters().engine.late, 1);
+        let c = rx(&mut agg);
+        assert_eq!((c.success.total, c.success.dupsyn), (1, 1), "still judged");
+    }
+
+    #[test]
+    fn live_quiet_period_does_not_break_the_next_handshake() {
+        // Regression: after more than 10 minutes without a connection, the
+        // next handshake was stamped before the gap and reported as a
+        // timeout; its retransmitted SYN was counted a second time.
+        let mut agg = aggregator();
+        for ev in handshake(T0) {
+            agg.event(&ev);
+        }
+        // The live clock ticks through an hour of silence.
+        for m in 1..=60 {
+            agg.advance(T0 + m * 60 * S, LIVE_EXPIRY_MARGIN_NS);
+        }
+        let t = T0 + 3600 * S + 5 * S;
+        let [syn, synack, ack] = handshake(t);
+        agg.event(&syn);
+        agg.event(&Event {
+            ts_ns: t + S,
+            ..syn
+        });
+        agg.event(&Event {
+            ts_ns: t + S + 1000,
+            ..synack
+        });
+        agg.event(&Event {
+            ts_ns: t + S + 2000,
+            ..ack
+        });
+        agg.advance(t + 10 * S, LIVE_EXPIRY_MARGIN_NS);
+        let c = rx(&mut agg);
+        assert_eq!((c.success.total, c.success.dupsyn), (2, 1));
+        assert_eq!(c.failure.total, 0);
+    }
+
+    #[test]
+    fn live_expiry_leaves_records_in_flight_a_margin() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        agg.event(&syn);
+        agg.event(&synack);
+        // The clock is past the deadline, but by less than the margin: the
+        // ACK may still be on its way from the kernel.
+        agg.advance(
+            T0 + 30 * S + 1000 + LIVE_EXPIRY_MARGIN_NS / 2,
+            LIVE_EXPIRY_MARGIN_NS,
+        );
+        agg.event(&ack);
+        agg.flush_input();
+        assert_eq!(rx(&mut agg).success.total, 1);
+        assert_eq!(rx(&mut agg).failure.timeout, 0);
+    }
+
+    #[test]
+    fn outcomes_reach_the_counters_by_kind() {
+        let mut agg = aggregator();
+        let [syn, synack, _] = handshake(T0);
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.event(&seg(
+            T0 + 3000,
+            true,
+            tcpeek_common::tcp_flags::RST,
+            C_ISN + 1,
+            0,
+        ));
+        agg.flush_input();
+        let c = rx(&mut agg);
+        assert_eq!((c.failure.reject, c.failure.reject_by_client), (1, 1));
+    }
 }

@@ -29,8 +29,13 @@ pub struct Success {
 pub struct Failure {
     pub total: u64,
     pub timeout: u64,
+    /// Every accepted RST, whoever sent it (the original's meaning).
     pub reject: u64,
     pub unreach: u64,
+    /// The part of `reject` reset by the client. Not in the socket's
+    /// replies, whose shape is the original's.
+    #[serde(skip)]
+    pub reject_by_client: u64,
 }
 
 /// Counters of one named filter.
@@ -57,6 +62,11 @@ impl FilterCounters {
                 self.failure.total += 1;
                 self.failure.reject += 1;
             }
+            Outcome::Aborted => {
+                self.failure.total += 1;
+                self.failure.reject += 1;
+                self.failure.reject_by_client += 1;
+            }
             Outcome::Unreach => {
                 self.failure.total += 1;
                 self.failure.unreach += 1;
@@ -81,6 +91,7 @@ impl FilterCounters {
                 timeout: f.timeout.saturating_sub(g.timeout),
                 reject: f.reject.saturating_sub(g.reject),
                 unreach: f.unreach.saturating_sub(g.unreach),
+                reject_by_client: f.reject_by_client.saturating_sub(g.reject_by_client),
             },
         }
     }
@@ -93,6 +104,12 @@ pub struct EngineStats {
     pub pending: u64,
     /// Opening SYNs not tracked because the session table was full.
     pub overflow: u64,
+    /// Records that arrived later than the reordering window allows
+    /// (engine::reorder); handled at the engine's clock.
+    pub late: u64,
+    /// Capture-file frames whose timestamp was not believed
+    /// (capture::clock); handled at the believed time.
+    pub clock_overruled: u64,
 }
 
 /// Everything the outputs report: one entry per named filter in command-line
@@ -162,6 +179,7 @@ struct CaptureElement {
     malformed: u64,
     pending: u64,
     overflow: u64,
+    late: u64,
 }
 
 impl Serialize for GetReply<'_> {
@@ -178,6 +196,7 @@ impl Serialize for GetReply<'_> {
             malformed: c.capture.malformed,
             pending: c.engine.pending,
             overflow: c.engine.overflow,
+            late: c.engine.late,
         };
         seq.serialize_element(&Named("pcap", Named("stats", stats)))?;
         seq.end()
@@ -290,6 +309,7 @@ mod tests {
         c.filters[0].1.record(Outcome::Success, 1, 0);
         c.filters[0].1.record(Outcome::Unreach, 0, 0);
         c.filters[1].1.record(Outcome::Reject, 0, 0);
+        c.filters[1].1.record(Outcome::Aborted, 0, 0);
         c.capture.recv = 10;
         c.engine.pending = 2;
         c
@@ -303,9 +323,9 @@ mod tests {
                 r#"[{"RX":{"success":{"total":1,"dupsyn":1,"dupsynack":0},"#,
                 r#""failure":{"total":1,"timeout":0,"reject":0,"unreach":1}}},"#,
                 r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
-                r#""failure":{"total":1,"timeout":0,"reject":1,"unreach":0}}},"#,
+                r#""failure":{"total":2,"timeout":0,"reject":2,"unreach":0}}},"#,
                 r#"{"pcap":{"stats":{"recv":10,"drop":0,"ifdrop":0,"#,
-                r#""malformed":0,"pending":2,"overflow":0}}}]"#
+                r#""malformed":0,"pending":2,"overflow":0,"late":0}}}]"#
             )
         );
     }
@@ -320,7 +340,7 @@ mod tests {
                 r#"[{"RX":{"success":{"total":1,"dupsyn":1,"dupsynack":0},"#,
                 r#""failure":{"total":1,"timeout":0,"reject":1}}},"#,
                 r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
-                r#""failure":{"total":1,"timeout":0,"reject":1}}}]"#
+                r#""failure":{"total":2,"timeout":0,"reject":2}}}]"#
             )
         );
         // Nothing happened since: all zero.

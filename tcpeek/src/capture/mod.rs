@@ -3,6 +3,7 @@
 //! Each backend turns what it captured into [`tcpeek_common::Event`]s and
 //! reports what it saw and what it could not deliver as [`CaptureStats`].
 
+pub mod clock;
 pub mod decode;
 pub mod ebpf;
 pub mod pcap;

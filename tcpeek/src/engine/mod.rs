@@ -7,10 +7,19 @@
 //! Only a SYN without ACK, RST or FIN opens a handshake, and only if the
 //! caller's admission check says a filter wants it. A handshake ends as
 //! - [`Outcome::Success`] when each side has acknowledged the other's SYN;
-//! - [`Outcome::Reject`] on an RST that the receiving endpoint would accept;
+//! - [`Outcome::Reject`] on an RST from the server that the client would
+//!   accept, [`Outcome::Aborted`] on one from the client that the server
+//!   would accept (both count as `reject` on the socket);
 //! - [`Outcome::Unreach`] (with ICMP enabled) on an ICMP/ICMPv6
-//!   destination-unreachable quoting one of its SYNs;
+//!   destination-unreachable that makes an endpoint give up (Linux's
+//!   tcp_v4_err, tcp_v6_err and tcp_req_err decide which);
 //! - [`Outcome::Timeout`] when no acceptable segment arrived for the timeout.
+//!
+//! Time only moves forward: an event stamped before the engine's clock (a
+//! record delivered out of order beyond the caller's reordering window) is
+//! handled at the engine's clock, so that the expiry lists stay in deadline
+//! order and a handshake times out when its deadline passes, whatever the
+//! order records came in.
 //!
 //! Segments the endpoints themselves would discard (an RST or ACK that does
 //! not acknowledge the SYN, a SYN/ACK for another ISN: RFC 9293 section
@@ -18,6 +27,7 @@
 //! outcome. Finished handshakes stay in the table as `Closed` for a while, so
 //! that a retransmission of their SYN does not count a second one.
 
+pub mod reorder;
 mod session;
 mod table;
 
@@ -32,7 +42,12 @@ use table::{ListId, Table};
 pub enum Outcome {
     Success,
     Timeout,
+    /// Reset by the server (a refusal).
     Reject,
+    /// Reset by the client (a Happy Eyeballs loser, a connect timer that
+    /// fired, a port scan). Counted as a reject on the socket, for
+    /// compatibility, but reported as the client's doing.
+    Aborted,
     Unreach,
 }
 
@@ -103,6 +118,9 @@ pub struct Engine {
     next_expiry: u64,
     /// Sessions waiting for an ACK (see [`Hint`]).
     awaiting_ack: Hint,
+    /// The engine's clock: the latest time it was given (see the module
+    /// documentation).
+    now: u64,
 }
 
 impl Engine {
@@ -113,6 +131,7 @@ impl Engine {
             overflow: 0,
             next_expiry: u64::MAX,
             awaiting_ack: Hint::new(),
+            now: 0,
         }
     }
 
@@ -157,6 +176,7 @@ impl Engine {
     /// Ends handshakes idle since before `now - timeout` and forgets
     /// finished ones older than the linger time.
     pub fn expire(&mut self, now: u64, out: &mut Vec<Finished>) {
+        self.now = self.now.max(now);
         if now < self.next_expiry {
             return;
         }
@@ -168,7 +188,12 @@ impl Engine {
                 self.next_expiry = deadline;
                 break;
             }
-            self.finish(i, Outcome::Timeout, deadline, out);
+            let outcome = if s.icmp_dropped {
+                Outcome::Unreach
+            } else {
+                Outcome::Timeout
+            };
+            self.finish(i, outcome, deadline, out);
         }
         while let Some(i) = self.table.oldest(ListId::Closed) {
             let forget = self.table.get(i).last_ns.saturating_add(self.cfg.linger_ns);
@@ -216,7 +241,9 @@ impl Engine {
         }
         let (src, dst) = endpoints(ev);
         let (key, src_is_lo) = Key::of(src, dst);
-        let now = ev.ts_ns;
+        self.now = self.now.max(ev.ts_ns);
+        let now = self.now;
+        let ev = &Event { ts_ns: now, ..*ev };
 
         let Some(i) = self.table.find(&key) else {
             if syn && !ack && !rst && !fin {
@@ -249,12 +276,17 @@ impl Engine {
 
         if rst {
             if self.rst_acceptable(i, ev, from_client) {
-                self.finish(i, Outcome::Reject, now, out);
+                let outcome = if from_client {
+                    Outcome::Aborted
+                } else {
+                    Outcome::Reject
+                };
+                self.finish(i, outcome, now, out);
             }
             return;
         }
         match (syn, ack) {
-            (true, false) if !fin => self.syn(i, ev, from_client),
+            (true, false) if !fin => self.syn(i, ev, from_client, admit, out),
             (true, true) => self.syn_ack(i, ev, from_client, out),
             (false, true) => self.ack(i, ev, from_client, out),
             _ => {}
@@ -274,10 +306,7 @@ impl Engine {
             self.overflow += 1;
             return;
         }
-        let opening = Opening {
-            isn: ev.seq,
-            len: ev.payload_len,
-        };
+        let opening = Opening::new(ev.seq, ev.payload_len);
         let i = self
             .table
             .insert(Session::new(conn, opening, ev.ts_ns, tag));
@@ -318,13 +347,37 @@ impl Engine {
         self.open(conn, ev, admit);
     }
 
-    fn syn(&mut self, i: u32, ev: &Event, from_client: bool) {
+    fn syn(
+        &mut self,
+        i: u32,
+        ev: &Event,
+        from_client: bool,
+        admit: impl FnOnce(&Connection) -> Option<u32>,
+        out: &mut Vec<Finished>,
+    ) {
         let s = self.table.get_mut(i);
         if from_client {
             if ev.seq != s.client.isn {
                 // Another ISN on the same ports while this handshake is
-                // open: the original logs "Duplicate connection" and keeps
-                // the first; so do we.
+                // open: a new connection on a reused port (behind NAT, or
+                // a client that gave up and reconnected; a Linux client
+                // abandons a connect() in SYN-SENT without sending
+                // anything, RFC 9293 section 3.10.4).
+                if s.state == State::SynSent {
+                    // Nobody answered the first: its client gave up on
+                    // it. It ends as a timeout now, and the new SYN is
+                    // tracked as a handshake of its own.
+                    let conn = s.connection();
+                    self.finish(i, Outcome::Timeout, ev.ts_ns, out);
+                    self.table.remove(i);
+                    self.open(conn, ev, admit);
+                }
+                // Otherwise the server holds the first handshake (it sent
+                // its SYN/ACK) and answers the new SYN with a challenge
+                // ACK (RFC 5961 section 4; Linux's tcp_check_req drops an
+                // out-of-window SYN and sends an ACK): the new client's
+                // RST to it ends the first handshake, and its next SYN
+                // opens the second.
                 return;
             }
             s.dupsyn = s.dupsyn.saturating_add(1);
@@ -333,10 +386,7 @@ impl Engine {
                 State::SynSent => {
                     // The server connects to the client too: simultaneous
                     // open.
-                    s.server = Opening {
-                        isn: ev.seq,
-                        len: ev.payload_len,
-                    };
+                    s.server = Opening::new(ev.seq, ev.payload_len);
                     s.state = State::SimultaneousOpen;
                     s.server_sent_syn = true;
                     self.awaiting_ack.add(Hint::of_key(&s.key));
@@ -372,10 +422,7 @@ impl Engine {
             }
             match s.state {
                 State::SynSent => {
-                    s.server = Opening {
-                        isn: ev.seq,
-                        len: ev.payload_len,
-                    };
+                    s.server = Opening::new(ev.seq, ev.payload_len);
                     s.state = State::SynReceived;
                     self.awaiting_ack.add(Hint::of_key(&s.key));
                 }
@@ -384,9 +431,24 @@ impl Engine {
                         s.dupsynack = s.dupsynack.saturating_add(1);
                     }
                 }
+                State::SynReceived => {
+                    // A SYN/ACK with a new ISN, answering a retransmitted
+                    // SYN: a SYN cookie from the next time slot, or a
+                    // listener that dropped and rebuilt its request. The
+                    // client may complete with either (Linux checks a
+                    // cookie against the current and the previous slot,
+                    // cookie_v4_check): remember both. It is the server
+                    // sending its SYN/ACK again, so it counts as such.
+                    s.server_prev = Some(s.server);
+                    s.server = Opening::new(ev.seq, ev.payload_len);
+                    if s.server_acked {
+                        s.dupsynack = s.dupsynack.saturating_add(1);
+                    }
+                }
                 _ => return,
             }
             s.server_acked = true;
+            s.client_rcv_off = ev.ack.wrapping_sub(s.client.isn.wrapping_add(1));
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -396,18 +458,30 @@ impl Engine {
         if !s.server_synced() {
             return;
         }
-        let (sender, receiver) = if from_client {
-            (s.client, s.server)
-        } else {
-            (s.server, s.client)
-        };
-        if !receiver.acked_by(ev.ack) || !sender.next_seq(ev.seq) {
-            return;
-        }
         if from_client {
+            if !s.server_acked_by(ev.ack) || !s.client.next_seq(ev.seq) {
+                return;
+            }
             s.client_acked = true;
         } else {
+            // Data the server sends before the handshake completes (TCP
+            // Fast Open, RFC 7413 section 4.2.2): the completing ACK may
+            // acknowledge it. Only data contiguous with what the server
+            // sent counts.
+            let extended = s.server.extend(ev.seq, ev.payload_len);
+            if !s.client.acked_by(ev.ack) || !s.server.next_seq(ev.seq) {
+                return;
+            }
+            if s.server_acked {
+                // Already known: only the data matters (and refreshes).
+                if extended {
+                    s.refresh(ev.ts_ns);
+                    self.touch(i, ListId::Live);
+                }
+                return;
+            }
             s.server_acked = true;
+            s.client_rcv_off = ev.ack.wrapping_sub(s.client.isn.wrapping_add(1));
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -429,19 +503,38 @@ impl Engine {
     /// sequence number is the next one expected from the sender. Only the
     /// client can be in SYN-SENT (it may not have received the SYN/ACK the
     /// observer saw); the server is in LISTEN or SYN-RECEIVED, where only
-    /// the sequence number counts (Linux: tcp_check_req).
+    /// the sequence number counts (Linux: tcp_check_req). The server's
+    /// RCV.NXT is what its SYN/ACK acknowledged: an RST inside Fast Open
+    /// data the server already took is below it and is dropped.
     fn rst_acceptable(&self, i: u32, ev: &Event, from_client: bool) -> bool {
         let s = self.table.get(i);
         if from_client {
-            s.client.next_seq(ev.seq)
+            let from = if s.server_acked { s.client_rcv_off } else { 0 };
+            s.client.seq_from(ev.seq, from)
         } else {
             let ack_ok = ev.tcp_flags & tcp_flags::ACK != 0 && s.client.acked_by(ev.ack);
             ack_ok || (s.server_synced() && s.server.next_seq(ev.seq))
         }
     }
 
-    /// An ICMP/ICMPv6 destination-unreachable quoting one of the handshake's
-    /// SYNs (Linux aborts a connect() in SYN-SENT on any code: tcp_v4_err).
+    /// An ICMP/ICMPv6 destination-unreachable quoting a segment of the
+    /// handshake, judged by the endpoint it is addressed to, the sender of
+    /// the quoted segment, as Linux judges it:
+    /// - a connecting socket (the client in SYN-SENT, either side of a
+    ///   simultaneous open) gives up on any code but IPv4's 4
+    ///   ("fragmentation needed", path MTU discovery) and the unassigned
+    ///   ones above 15, if the quoted sequence number is one it sent
+    ///   (tcp_v4_err, tcp_v6_err: `between(seq, snd_una, snd_nxt)`). Once
+    ///   the server answered, the client has (or will have) its SYN/ACK
+    ///   and is no longer in SYN-SENT: the error changes nothing;
+    /// - a listener (the server in SYN-RECEIVED) drops its request only
+    ///   for a quote of its SYN/ACK's own sequence number and a fatal code
+    ///   (tcp_req_err): IPv4 network or host unreachable (codes 0 and 1,
+    ///   tcp_v4_err), ICMPv6 codes that `icmpv6_err_convert` calls fatal
+    ///   (1, 4, 5, 6 and unassigned ones, not 0, 2 or 3). The client is
+    ///   still trying: its retransmitted SYN gets a new SYN/ACK and the
+    ///   handshake can still succeed. If nothing completes it, it failed
+    ///   as unreachable.
     fn unreachable(&mut self, ev: &Event, out: &mut Vec<Finished>) {
         let (src, dst) = endpoints(ev);
         let (key, src_is_lo) = Key::of(src, dst);
@@ -451,22 +544,42 @@ impl Engine {
         if self.table.list_of(i) == ListId::Closed {
             return;
         }
-        // IPv4 "fragmentation needed" (code 4) is path MTU discovery, and
-        // codes above 15 are unassigned: Linux's tcp_v4_err does not abort
-        // the connection for them, and neither do we. Every ICMPv6 type 1
-        // code aborts (tcp_v6_err).
-        if ev.family == FAMILY_V4 && (ev.icmp_code == 4 || ev.icmp_code > 15) {
-            return;
-        }
-        let s = self.table.get(i);
+        self.now = self.now.max(ev.ts_ns);
+        let now = self.now;
+        let v4 = ev.family == FAMILY_V4;
+        let s = self.table.get_mut(i);
         let quoted_client = s.client_is_lo == src_is_lo;
-        let ours = if quoted_client {
-            ev.seq == s.client.isn
+        let connecting_gives_up = if v4 {
+            ev.icmp_code != 4 && ev.icmp_code <= 15
         } else {
-            s.server_synced() && ev.seq == s.server.isn
+            true
         };
-        if ours {
-            self.finish(i, Outcome::Unreach, ev.ts_ns, out);
+        let aborts = match (quoted_client, s.state) {
+            (true, State::SynSent | State::SimultaneousOpen) => {
+                connecting_gives_up && s.client.sent(ev.seq)
+            }
+            (false, State::SimultaneousOpen) => connecting_gives_up && s.server.sent(ev.seq),
+            (false, State::SynReceived) => {
+                let fatal = if v4 {
+                    matches!(ev.icmp_code, 0 | 1)
+                } else {
+                    !matches!(ev.icmp_code, 0 | 2 | 3)
+                };
+                if fatal && ev.seq == s.server.isn {
+                    // The listener forgets its request; the client goes on.
+                    s.state = State::SynSent;
+                    s.server_acked = false;
+                    s.server_prev = None;
+                    s.icmp_dropped = true;
+                    let key = s.key;
+                    self.awaiting_ack.remove(Hint::of_key(&key));
+                }
+                false
+            }
+            _ => false,
+        };
+        if aborts {
+            self.finish(i, Outcome::Unreach, now, out);
         }
     }
 

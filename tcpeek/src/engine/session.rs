@@ -58,26 +58,69 @@ pub(crate) enum State {
     Closed,
 }
 
-/// One side's opening: its initial sequence number and how many bytes its
-/// SYN carried (TCP Fast Open, RFC 7413).
+/// One side's opening: its initial sequence number and how many bytes it
+/// has sent after it so far: data on its SYN (TCP Fast Open, RFC 7413
+/// section 4.2), and for the server also data sent after its SYN/ACK and
+/// before the handshake completed (RFC 7413 section 4.2.2).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Opening {
     pub(crate) isn: u32,
-    pub(crate) len: u16,
+    /// Bytes sent after the SYN: SND.NXT = ISN + 1 + len.
+    pub(crate) len: u32,
 }
 
 impl Opening {
-    /// Whether `ack` acknowledges this SYN: ISN+1, or up to the end of data
-    /// sent with it (a server may accept or ignore Fast Open data).
+    pub(crate) fn new(isn: u32, len: u16) -> Opening {
+        Opening {
+            isn,
+            len: u32::from(len),
+        }
+    }
+
+    /// `n - (ISN + 1)` in sequence space: how far past the SYN `n` is.
+    fn offset(&self, n: u32) -> u32 {
+        n.wrapping_sub(self.isn.wrapping_add(1))
+    }
+
+    /// Whether `ack` acknowledges this SYN and nothing this side has not
+    /// sent: SND.UNA < SEG.ACK =< SND.NXT (RFC 9293 section 3.10.7.3). The
+    /// peer may accept or ignore Fast Open data, so anything from ISN+1 to
+    /// the end of what was sent is acceptable.
     pub(crate) fn acked_by(&self, ack: u32) -> bool {
-        ack.wrapping_sub(self.isn.wrapping_add(1)) <= u32::from(self.len)
+        self.offset(ack) <= self.len
     }
 
     /// Whether `seq` is where this side's next segment after its SYN may
-    /// start (RFC 9293 section 3.10.7.4: inside the peer's window, which at
-    /// this point begins at ISN+1).
+    /// start: at or after ISN+1, and not beyond what it has sent.
     pub(crate) fn next_seq(&self, seq: u32) -> bool {
         self.acked_by(seq)
+    }
+
+    /// A segment of `len` bytes at `seq` from this side, contiguous with
+    /// what it sent before: extends what it has sent (the server's data
+    /// before the completing ACK, RFC 7413 section 4.2.2). Returns whether
+    /// it did.
+    pub(crate) fn extend(&mut self, seq: u32, len: u16) -> bool {
+        let off = self.offset(seq);
+        if len == 0 || off > self.len {
+            return false;
+        }
+        self.len = self.len.max(off.saturating_add(u32::from(len)));
+        true
+    }
+
+    /// Whether `seq` lies in `[from, ISN + 1 + len]`, `from` being an
+    /// offset past the SYN.
+    pub(crate) fn seq_from(&self, seq: u32, from: u32) -> bool {
+        let off = self.offset(seq);
+        off >= from && off <= self.len
+    }
+
+    /// Whether `seq` is a sequence number this side has used: ISN to
+    /// SND.NXT (Linux's tcp_v4_err checks an ICMP quote against
+    /// [SND.UNA, SND.NXT], RFC 5927 section 4.1).
+    pub(crate) fn sent(&self, seq: u32) -> bool {
+        seq.wrapping_sub(self.isn) <= self.len.saturating_add(1)
     }
 }
 
@@ -91,6 +134,13 @@ pub(crate) struct Session {
     pub(crate) client: Opening,
     /// The server's SYN (valid once the server has sent one).
     pub(crate) server: Opening,
+    /// The server's previous SYN/ACK when it sent one with a new ISN (SYN
+    /// cookies across a time slot, a listener that rebuilt its request):
+    /// the client may have answered either.
+    pub(crate) server_prev: Option<Opening>,
+    /// Offset past the client's SYN that the server's SYN/ACK acknowledged
+    /// (the server's RCV.NXT), once the server has acknowledged it.
+    pub(crate) client_rcv_off: u32,
     /// The server has acknowledged the client's SYN.
     pub(crate) server_acked: bool,
     /// The client has acknowledged the server's SYN.
@@ -98,6 +148,10 @@ pub(crate) struct Session {
     /// The server sent a SYN of its own (simultaneous open); kept after the
     /// handshake ends, to recognise its retransmission.
     pub(crate) server_sent_syn: bool,
+    /// The listener dropped its half of the handshake on an ICMP error
+    /// quoting its SYN/ACK (tcp_req_err): if nothing completes it, the
+    /// handshake failed as unreachable rather than timed out.
+    pub(crate) icmp_dropped: bool,
     pub(crate) dupsyn: u16,
     pub(crate) dupsynack: u16,
     /// Time of the first SYN (ns since the epoch).
@@ -117,9 +171,12 @@ impl Session {
             state: State::SynSent,
             client,
             server: Opening::default(),
+            server_prev: None,
+            client_rcv_off: 0,
             server_acked: false,
             client_acked: false,
             server_sent_syn: false,
+            icmp_dropped: false,
             dupsyn: 0,
             dupsynack: 0,
             start_ns: now,
@@ -145,6 +202,12 @@ impl Session {
     /// Whether the server's ISN is known.
     pub(crate) fn server_synced(&self) -> bool {
         matches!(self.state, State::SynReceived | State::SimultaneousOpen)
+    }
+
+    /// Whether the client's `ack` acknowledges the server's SYN (its latest
+    /// SYN/ACK or the one before).
+    pub(crate) fn server_acked_by(&self, ack: u32) -> bool {
+        self.server.acked_by(ack) || self.server_prev.is_some_and(|p| p.acked_by(ack))
     }
 
     pub(crate) fn refresh(&mut self, now: u64) {

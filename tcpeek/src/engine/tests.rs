@@ -230,11 +230,25 @@ mod syn_sent {
     }
 
     #[test]
-    fn syn_with_another_isn_is_ignored() {
+    fn syn_with_another_isn_supersedes_the_unanswered_one() {
+        // Port reuse (behind NAT, or a client that gave up and
+        // reconnected): nobody answered the first SYN and its client
+        // abandoned it silently, so it ends as a timeout when the new one
+        // starts, and the new one is a handshake of its own.
+        let new = C_ISN + 777;
         let mut h = Harness::new();
-        h.feed(&[syn(0), c2s(1, SYN, C_ISN + 777, 0), synack(2), ack(3)]);
-        assert_eq!(h.only().dupsyn, 0);
-        assert_eq!(h.only().outcome, Outcome::Success);
+        h.feed(&[
+            syn(0),
+            c2s(S, SYN, new, 0),
+            s2c(S + 1, SYN | ACK, S_ISN, new + 1),
+            c2s(S + 2, ACK, new + 1, S_ISN + 1),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Timeout, Outcome::Success]);
+        assert_eq!((h.out[0].start_ns, h.out[0].end_ns), (0, S));
+        assert_eq!((h.out[1].start_ns, h.out[1].end_ns), (S, S + 2));
+        assert_eq!(h.out[1].dupsyn, 0);
+        assert_eq!(h.admitted, 2, "the new SYN is admitted on its own");
+        assert_eq!(h.engine.pending(), 0);
     }
 
     #[test]
@@ -264,10 +278,10 @@ mod syn_sent {
     }
 
     #[test]
-    fn client_rst_in_window_rejects() {
+    fn client_rst_in_window_is_an_abort() {
         let mut h = Harness::new();
         h.feed(&[syn(0), c2s(1, RST, C_ISN + 1, 0)]);
-        assert_eq!(h.outcomes(), [Outcome::Reject]);
+        assert_eq!(h.outcomes(), [Outcome::Aborted]);
     }
 
     #[test]
@@ -421,16 +435,126 @@ mod syn_received {
     }
 
     #[test]
-    fn synack_with_another_server_isn_is_ignored() {
+    fn synack_with_a_new_isn_after_a_retransmitted_syn_completes_with_either() {
+        // SYN cookies across a time slot, or a listener that rebuilt its
+        // request: the client may answer the first SYN/ACK or the second.
+        let new = S_ISN + 3_000_000;
+        for answered in [S_ISN, new] {
+            let mut h = Harness::new();
+            h.feed(&[
+                syn(0),
+                synack(1),
+                syn(S),
+                s2c(S + 1, SYN | ACK, new, C_ISN + 1),
+                c2s(S + 2, ACK, C_ISN + 1, answered + 1),
+            ]);
+            let f = h.only();
+            assert_eq!(
+                (f.outcome, f.dupsyn, f.dupsynack),
+                (Outcome::Success, 1, 1),
+                "ACK of ISN {answered}"
+            );
+        }
+        // Still nothing else: an ACK of neither does not complete.
         let mut h = Harness::new();
         h.feed(&[
             syn(0),
             synack(1),
-            s2c(2, SYN | ACK, S_ISN + 3, C_ISN + 1),
+            s2c(2, SYN | ACK, new, C_ISN + 1),
+            c2s(3, ACK, C_ISN + 1, new + 77),
+        ]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn synack_for_another_client_isn_is_still_ignored() {
+        let mut h = Harness::new();
+        h.feed(&[
+            syn(0),
+            synack(1),
+            s2c(2, SYN | ACK, S_ISN + 3, C_ISN + 9),
             ack(3),
         ]);
         let f = h.only();
-        assert_eq!(f.dupsynack, 0);
+        assert_eq!((f.outcome, f.dupsynack), (Outcome::Success, 0));
+    }
+
+    #[test]
+    fn syn_with_another_isn_is_left_to_the_server() {
+        // The server holds the first handshake and challenges the new SYN
+        // (RFC 5961 section 4); the new client's RST to the challenge ACK
+        // carries the first handshake's next sequence number and ends it
+        // as reset by the client. The new client's next SYN is new.
+        let new = C_ISN + 777_777;
+        let mut h = Harness::new();
+        h.feed(&[
+            syn(0),
+            synack(1),
+            c2s(2, SYN, new, 0),
+            s2c(3, ACK, S_ISN + 1, C_ISN + 1),
+            c2s(4, RST, C_ISN + 1, 0),
+            c2s(S, SYN, new, 0),
+            s2c(S + 1, SYN | ACK, S_ISN + 9, new + 1),
+            c2s(S + 2, ACK, new + 1, S_ISN + 10),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Aborted, Outcome::Success]);
+    }
+
+    #[test]
+    fn server_data_before_the_ack_may_be_acknowledged() {
+        // TCP Fast Open: the server sends data after its SYN/ACK and before
+        // the handshake completes (RFC 7413 section 4.2.2); the client's
+        // ACK acknowledges it.
+        let mut tfo = syn(0);
+        tfo.payload_len = 100;
+        let mut data = s2c(2, ACK | PSH, S_ISN + 1, C_ISN + 101);
+        data.payload_len = 1200;
+        let mut more = s2c(3, ACK | PSH, S_ISN + 1201, C_ISN + 101);
+        more.payload_len = 300;
+        let mut h = Harness::new();
+        h.feed(&[
+            tfo,
+            s2c(1, SYN | ACK, S_ISN, C_ISN + 101),
+            data,
+            more,
+            c2s(4, ACK, C_ISN + 101, S_ISN + 1501),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+        // Not beyond what it sent, nor data that is not contiguous.
+        let mut gap = s2c(3, ACK | PSH, S_ISN + 5001, C_ISN + 101);
+        gap.payload_len = 300;
+        let mut h = Harness::new();
+        h.feed(&[
+            tfo,
+            s2c(1, SYN | ACK, S_ISN, C_ISN + 101),
+            data,
+            gap,
+            c2s(4, ACK, C_ISN + 101, S_ISN + 1502),
+            c2s(5, ACK, C_ISN + 101, S_ISN + 5301),
+        ]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn client_rst_inside_data_the_server_took_is_below_rcv_nxt() {
+        // RFC 9293 3.10.7.4: the server's RCV.NXT is past the Fast Open
+        // data it acknowledged; an RST below it is not acceptable.
+        let mut tfo = syn(0);
+        tfo.payload_len = 100;
+        let mut h = Harness::new();
+        h.feed(&[
+            tfo,
+            s2c(1, SYN | ACK, S_ISN, C_ISN + 101),
+            c2s(2, RST, C_ISN + 1, 0),
+            c2s(3, RST, C_ISN + 50, 0),
+        ]);
+        assert!(h.out.is_empty());
+        h.feed(&[c2s(4, RST, C_ISN + 101, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Aborted]);
+        // Data the server declined: RCV.NXT stayed at ISN+1.
+        let mut h = Harness::new();
+        h.feed(&[tfo, synack(1), c2s(2, RST, C_ISN + 1, 0)]);
+        assert_eq!(h.outcomes(), [Outcome::Aborted]);
     }
 
     #[test]
@@ -457,10 +581,12 @@ mod syn_received {
     }
 
     #[test]
-    fn client_rst_after_synack_rejects() {
+    fn client_rst_after_synack_is_an_abort() {
+        // A Happy Eyeballs loser, a connect timer that fired, a port scan:
+        // the client, not the server, gave up.
         let mut h = Harness::new();
         h.feed(&[syn(0), synack(1), c2s(2, RST, C_ISN + 1, 0)]);
-        assert_eq!(h.outcomes(), [Outcome::Reject]);
+        assert_eq!(h.outcomes(), [Outcome::Aborted]);
     }
 
     #[test]
@@ -503,10 +629,76 @@ mod syn_received {
     }
 
     #[test]
-    fn icmp_quoting_the_synack_ends_it() {
+    fn icmp_quoting_the_synack_is_judged_as_the_listener_judges_it() {
+        // tcp_req_err: the listener drops its request only for network or
+        // host unreachable; the client retries and may still succeed.
+        for code in [0, 1] {
+            let mut h = Harness::new();
+            h.feed(&[syn(0), synack(1), unreach(2, &synack(1), code)]);
+            assert!(h.out.is_empty(), "code {code}: the client still tries");
+            h.feed(&[
+                syn(S),
+                s2c(S + 1, SYN | ACK, S_ISN + 64, C_ISN + 1),
+                c2s(S + 2, ACK, C_ISN + 1, S_ISN + 65),
+            ]);
+            let f = h.only();
+            assert_eq!((f.outcome, f.dupsyn), (Outcome::Success, 1), "code {code}");
+        }
+        // Dropped and never completed: unreachable, at the deadline.
         let mut h = Harness::new();
         h.feed(&[syn(0), synack(1), unreach(2, &synack(1), 1)]);
+        h.expire(31 * S);
         assert_eq!(h.outcomes(), [Outcome::Unreach]);
+        // The old SYN/ACK cannot complete it any more: the listener forgot it.
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), unreach(2, &synack(1), 1), ack(3)]);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn icmp_quoting_the_synack_with_a_non_fatal_code_changes_nothing() {
+        // Port unreachable and the rest: the listener keeps its request.
+        for code in [2, 3, 4, 9, 13] {
+            let mut h = Harness::new();
+            h.feed(&[syn(0), synack(1), unreach(2, &synack(1), code), ack(3)]);
+            assert_eq!(h.outcomes(), [Outcome::Success], "code {code}");
+        }
+        // ICMPv6: no route, beyond scope and address unreachable are not
+        // fatal (icmpv6_err_convert); administratively prohibited is.
+        let c = ep("2001:db8::2", 40000);
+        let s6 = ep("2001:db8::1", 443);
+        let sa6 = seg(1, s6, c, SYN | ACK, S_ISN, C_ISN + 1);
+        let icmp6 = |code| Event {
+            icmp_type: 1,
+            ..unreach(2, &sa6, code)
+        };
+        for (code, completes) in [(0, true), (2, true), (3, true), (1, false), (4, false)] {
+            let mut h = Harness::new();
+            h.feed(&[
+                seg(0, c, s6, SYN, C_ISN, 0),
+                sa6,
+                icmp6(code),
+                seg(3, c, s6, ACK, C_ISN + 1, S_ISN + 1),
+            ]);
+            assert_eq!(h.out.len(), usize::from(completes), "ICMPv6 code {code}");
+        }
+    }
+
+    #[test]
+    fn icmp_quoting_another_synack_seq_is_ignored() {
+        let mut h = Harness::new();
+        let mut other = synack(1);
+        other.seq = S_ISN + 1;
+        h.feed(&[syn(0), synack(1), unreach(2, &other, 1), ack(3)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn icmp_quoting_the_syn_after_the_synack_changes_nothing() {
+        // The client has the SYN/ACK: it is not in SYN-SENT any more.
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), unreach(2, &syn(0), 3), ack(3)]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
     }
 }
 
@@ -714,10 +906,11 @@ mod awaiting_ack_hint {
         }
         evs.push(seg(2, c(1), server(), ACK, C_ISN + 1, S_ISN + 1));
         evs.push(seg(2, c(2), server(), RST, C_ISN + 1, 0));
+        // Host unreachable: the listener drops its request (tcp_req_err).
         evs.push(unreach(
             2,
             &seg(1, server(), c(3), SYN | ACK, S_ISN, C_ISN + 1),
-            3,
+            1,
         ));
         // Simultaneous open on port 5.
         evs.push(seg(2, c(5), server(), SYN, C_ISN, 0));
@@ -736,5 +929,40 @@ mod awaiting_ack_hint {
         assert_eq!(Hint::of_event(&a), Hint::of_event(&b));
         let (key, _) = Key::of(client(), server());
         assert_eq!(Hint::of_event(&a), Hint::of_key(&key));
+    }
+}
+
+mod clock {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_deadlines_when_a_record_carries_an_older_time() {
+        // Regression: the expiry lists were in arrival order, so a record
+        // stamped before the previous one (delivered out of order beyond
+        // the reordering window) hid a handshake whose deadline had
+        // passed behind one whose deadline had not.
+        let a = ep("10.0.0.2", 1);
+        let b = ep("10.0.0.2", 2);
+        let mut h = Harness::new();
+        h.feed(&[
+            seg(10 * S, b, server(), SYN, C_ISN, 0),
+            seg(5 * S, a, server(), SYN, C_ISN, 0),
+        ]);
+        // Both handled at the engine's clock (10 s): neither can expire
+        // before 40 s, and both do then, in deadline order.
+        h.expire(40 * S - 1);
+        assert!(h.out.is_empty());
+        h.expire(40 * S);
+        assert_eq!(h.outcomes(), [Outcome::Timeout, Outcome::Timeout]);
+        assert_eq!(h.out[0].conn.client, b);
+        assert_eq!(h.out[1].start_ns, 10 * S, "handled at the engine's clock");
+    }
+
+    #[test]
+    fn time_never_runs_backwards_for_a_session() {
+        let mut h = Harness::new();
+        h.feed(&[syn(10 * S), synack(2 * S), ack(3 * S)]);
+        let f = h.only();
+        assert_eq!((f.start_ns, f.end_ns), (10 * S, 10 * S));
     }
 }

@@ -18,6 +18,7 @@ fn result_column(o: Outcome) -> &'static str {
         Outcome::Success => "     success     ",
         Outcome::Timeout => "failure (timeout)",
         Outcome::Reject => "failure (reject) ",
+        Outcome::Aborted => "failure (aborted)",
         Outcome::Unreach => "failure (unreach)",
     }
 }
@@ -27,8 +28,17 @@ pub fn result_name(o: Outcome) -> &'static str {
     match o {
         Outcome::Success => "success",
         Outcome::Timeout => "timeout",
-        Outcome::Reject => "reject",
+        Outcome::Reject | Outcome::Aborted => "reject",
         Outcome::Unreach => "unreach",
+    }
+}
+
+/// Who sent the RST that ended a handshake.
+pub fn reset_by(o: Outcome) -> Option<&'static str> {
+    match o {
+        Outcome::Reject => Some("server"),
+        Outcome::Aborted => Some("client"),
+        _ => None,
     }
 }
 
@@ -64,6 +74,9 @@ struct JsonSession<'a> {
     dst: String,
     dport: u16,
     result: &'static str,
+    /// `server` or `client` for a reset; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_by: Option<&'static str>,
     dupsyn: u32,
     dupsynack: u32,
     filters: &'a [&'a str],
@@ -80,6 +93,7 @@ pub fn json_line(f: &Finished, filters: &[&str]) -> String {
         dst: f.conn.server.addr.to_string(),
         dport: f.conn.server.port,
         result: result_name(f.outcome),
+        reset_by: reset_by(f.outcome),
         dupsyn: f.dupsyn,
         dupsynack: f.dupsynack,
         filters,
@@ -144,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn client_resets_say_who_reset() {
+        let f = finished("10.0.0.2", "10.0.0.1", Outcome::Aborted);
+        assert!(format_line(&f).contains("| failure (aborted) |"));
+        let v: serde_json::Value = serde_json::from_str(&json_line(&f, &[])).unwrap();
+        assert_eq!(v["result"], "reject", "the socket's category, for scripts");
+        assert_eq!(v["reset_by"], "client");
+        let ok = finished("10.0.0.2", "10.0.0.1", Outcome::Success);
+        let v: serde_json::Value = serde_json::from_str(&json_line(&ok, &[])).unwrap();
+        assert!(v.get("reset_by").is_none());
+    }
+
+    #[test]
     fn json_line_carries_everything() {
         let v: serde_json::Value = serde_json::from_str(&json_line(
             &finished("10.0.0.2", "10.0.0.1", Outcome::Reject),
@@ -155,6 +181,7 @@ mod tests {
         assert_eq!(v["src"], "10.0.0.2");
         assert_eq!(v["dport"], 80);
         assert_eq!(v["result"], "reject");
+        assert_eq!(v["reset_by"], "server");
         assert_eq!(v["dupsyn"], 2);
         assert_eq!(v["filters"], serde_json::json!(["RX", "web"]));
     }

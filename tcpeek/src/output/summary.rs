@@ -48,6 +48,11 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
         let _ = writeln!(s, "   Failure: {} session", f.failure.total);
         let _ = writeln!(s, "     Connection Timed Out  : {:6}", f.failure.timeout);
         let _ = writeln!(s, "     Connection Rejected   : {:6}", f.failure.reject);
+        let _ = writeln!(
+            s,
+            "       of which by client  : {:6}",
+            f.failure.reject_by_client
+        );
         if info.icmp {
             let _ = writeln!(s, "     ICMP Unreachable      : {:6}", f.failure.unreach);
         }
@@ -70,6 +75,18 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
         "   overflow : {}  (SYNs not tracked: table full)",
         c.engine.overflow
     );
+    let _ = writeln!(
+        s,
+        "   late     : {}  (records later than the 5 ms reordering window)",
+        c.engine.late
+    );
+    if c.engine.clock_overruled > 0 {
+        let _ = writeln!(
+            s,
+            "   overruled timestamps : {}  (frames stamped far from their neighbours)",
+            c.engine.clock_overruled
+        );
+    }
     if info.dropped_lines > 0 {
         let _ = writeln!(
             s,
@@ -110,6 +127,7 @@ mod tests {
         assert_eq!(lines[8], "     S/A Segment Duplicate :      0");
         assert_eq!(lines[9], "   Failure: 10 session");
         assert_eq!(lines[11], "     Connection Rejected   :     10");
+        assert_eq!(lines[12], "       of which by client  :      0");
         assert!(s.contains(" TX\n   Success: 1 session\n     SYN Segment Duplicate :      1\n"));
         assert!(!s.contains("ICMP Unreachable"));
         assert!(s.contains(" pcap stats\n   recv   : 0\n   drop   : 3\n   ifdrop : 0\n"));
