@@ -236,3 +236,189 @@ fn mixed_demo_capture() {
         "{text}"
     );
 }
+
+/// Each finished handshake as `"DPORT RESULT[/by WHO] dupsyn=N dupsynack=N
+/// START+DURATION"` (START in seconds from the file's start, both to the
+/// microsecond), in the order they finished.
+fn pinned(run: &Run) -> Vec<String> {
+    run.sessions
+        .iter()
+        .map(|s| {
+            let start = s["start"].as_str().unwrap();
+            let rest = start
+                .strip_prefix("2026-01-01T")
+                .expect("starts 2026-01-01");
+            // "HH:MM:SS.ffffffZ"
+            let hms: Vec<f64> = rest
+                .trim_end_matches('Z')
+                .split(':')
+                .map(|x| x.parse().unwrap())
+                .collect();
+            let at = hms[0] * 3600.0 + hms[1] * 60.0 + hms[2];
+            let by = s
+                .get("reset_by")
+                .and_then(Value::as_str)
+                .map(|w| format!("/by {w}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{by} dupsyn={} dupsynack={} {at:.6}+{:.6}",
+                s["dport"],
+                s["result"].as_str().unwrap(),
+                s["dupsyn"],
+                s["dupsynack"],
+                s["duration"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn quiet_period_does_not_break_the_next_handshake() {
+    // Regression: the first handshake after more than 10 minutes without
+    // a frame was stamped before the gap, timed out, and its retransmitted
+    // SYN counted again.
+    let r = read("quiet.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 success dupsyn=0 dupsynack=0 0.100000+0.000840",
+            "80 success dupsyn=1 dupsynack=0 3600.000000+1.000840",
+        ]
+    );
+    assert_eq!(counts(&r, "RX"), [2, 1, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn lone_damaged_timestamps_do_not_move_time() {
+    // The first frame and the last are stamped 2099, a SYN/ACK 1970: none
+    // of them moves packet time, so the durations are real and the open
+    // handshake is still open at the end (not timed out by the last frame).
+    let r = read("damaged_time.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 success dupsyn=0 dupsynack=0 0.100000+0.000840",
+            "80 success dupsyn=0 dupsynack=0 1.000000+0.000840",
+        ]
+    );
+    assert_eq!(stat(&r, "pending"), 1);
+    assert!(
+        r.stderr.contains("overruled timestamps : 2"),
+        "{}",
+        r.stderr
+    );
+    // The summary's span is the real one (in local time: no year 2099 or
+    // 1970 whatever the time zone).
+    let span: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("     from :") || l.starts_with("       to :"))
+        .collect();
+    assert_eq!(span.len(), 2, "{}", r.stderr);
+    assert!(
+        span.iter()
+            .all(|l| l.contains("2026-01-01") || l.contains("2025-12-31")),
+        "{span:?}"
+    );
+}
+
+#[test]
+fn records_out_of_order_give_the_same_verdicts() {
+    let r = read("reordered.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 success dupsyn=0 dupsynack=0 0.100000+0.000090",
+            "80 success dupsyn=0 dupsynack=0 0.200000+0.000090",
+            "80 success dupsyn=0 dupsynack=0 0.300000+0.000040",
+            // Silent for 60 s: times out at 70 s although a record stamped
+            // 5 s came after it; that record is late, at the engine's clock.
+            "81 timeout dupsyn=0 dupsynack=0 10.000000+60.000000",
+            "82 timeout dupsyn=0 dupsynack=0 10.000000+60.000000",
+            "83 timeout dupsyn=0 dupsynack=0 20.000000+60.000000",
+        ]
+    );
+    assert_eq!(stat(&r, "late"), 1);
+}
+
+#[test]
+fn synack_with_a_new_isn_after_a_retransmitted_syn_completes() {
+    let r = read("new_isn.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 success dupsyn=1 dupsynack=1 0.100000+1.000840",
+            "80 success dupsyn=1 dupsynack=1 5.100000+1.000840",
+        ]
+    );
+}
+
+#[test]
+fn fast_open_server_data_and_rst_below_rcv_nxt() {
+    let r = read("tfo_data.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "443 success dupsyn=0 dupsynack=0 0.100000+0.000840",
+            "443 success dupsyn=0 dupsynack=0 1.100000+0.000840",
+        ]
+    );
+}
+
+#[test]
+fn icmp_toward_the_listener_is_judged_as_linux_does() {
+    let r = read("listener_icmp.pcap", &[&LOCAL[..], &["--icmp"]].concat());
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 success dupsyn=1 dupsynack=0 0.100000+1.000840",
+            "80 success dupsyn=0 dupsynack=0 3.000000+0.002400",
+            "80 unreach dupsyn=0 dupsynack=0 5.000000+60.000800",
+        ]
+    );
+    // Without --icmp, the errors are ignored: the last one times out, and
+    // the first one's second SYN/ACK is a SYN/ACK retransmission.
+    let r = read("listener_icmp.pcap", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [2, 1, 1, 1, 1, 0, 0]);
+}
+
+#[test]
+fn client_resets_say_who_reset() {
+    let r = read("client_abort.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 reject/by client dupsyn=0 dupsynack=0 0.100000+0.000840",
+            "81 reject/by server dupsyn=0 dupsynack=0 1.000000+0.000800",
+        ]
+    );
+    // The socket's counters keep the original's meaning: every reset.
+    assert_eq!(counts(&r, "RX"), [0, 0, 0, 2, 0, 2, 0]);
+    assert!(
+        r.stderr.contains("       of which by client  :      1"),
+        "{}",
+        r.stderr
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpeek"))
+        .arg("-r")
+        .arg(fixture("client_abort.pcap"))
+        .args(LOCAL)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("| failure (aborted) |"), "{text}");
+    assert!(text.contains("| failure (reject)  |"), "{text}");
+}
+
+#[test]
+fn syn_with_another_isn_on_a_tuple_in_syn_sent_is_a_new_handshake() {
+    let r = read("port_reuse.pcap", &LOCAL);
+    assert_eq!(
+        pinned(&r),
+        [
+            "80 timeout dupsyn=0 dupsynack=0 0.100000+3.000000",
+            "80 success dupsyn=0 dupsynack=0 3.100000+0.000840",
+        ]
+    );
+    assert_eq!(r.sessions[0]["sport"], r.sessions[1]["sport"]);
+}

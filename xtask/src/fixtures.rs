@@ -114,6 +114,50 @@ const FIXTURES: &[Fixture] = &[
         build: vlan,
     },
     Fixture {
+        name: "quiet.pcap",
+        about: "a handshake, an hour of silence, then a handshake whose SYN is retransmitted once: two successes",
+        build: quiet,
+    },
+    Fixture {
+        name: "damaged_time.pcap",
+        about: "lone damaged timestamps: the first frame (year 2099), a SYN/ACK (year 1970) and the last frame (year 2099); \
+                two successes with their real durations and one handshake still open at the end",
+        build: damaged_time,
+    },
+    Fixture {
+        name: "reordered.pcap",
+        about: "records out of order (times right): a SYN/ACK before its SYN, an ACK before its SYN/ACK, a SYN/ACK and SYN \
+                with equal stamps; unanswered SYNs at 10 s and 20 s that time out after 60 s although a later record carries an older time (5 s)",
+        build: reordered,
+    },
+    Fixture {
+        name: "new_isn.pcap",
+        about: "SYN, SYN/ACK, SYN again, SYN/ACK with a new ISN; one client acks the first SYN/ACK, one the second: two successes",
+        build: new_isn,
+    },
+    Fixture {
+        name: "tfo_data.pcap",
+        about: "TCP Fast Open: the server sends 1000 bytes before the ACK, which acknowledges them; \
+                and a client RST inside SYN data the server took, ignored before the ACK",
+        build: tfo_data,
+    },
+    Fixture {
+        name: "listener_icmp.pcap",
+        about: "ICMP host unreachable quoting a SYN/ACK, then the client's retried SYN and a new SYN/ACK: a success; \
+                port unreachable quoting a SYN/ACK, then the ACK: a success; host unreachable and nothing more: unreach",
+        build: listener_icmp,
+    },
+    Fixture {
+        name: "client_abort.pcap",
+        about: "SYN, SYN/ACK, RST from the client (reset by the client); SYN, RST/ACK from the server (reset by the server)",
+        build: client_abort,
+    },
+    Fixture {
+        name: "port_reuse.pcap",
+        about: "an unanswered SYN, then 3 s later a SYN with another ISN on the same ports that succeeds",
+        build: port_reuse,
+    },
+    Fixture {
         name: "mixed.pcap",
         about: "the README demo, ~30 handshakes seen from 10.0.0.1 / fd00::1 (run with --local 10.0.0.1 --local fd00::1): \
                 successes in and out on 80/443/22, rejects, a timeout, a dupsyn, a dupsynack, an unreachable, IPv6",
@@ -221,6 +265,12 @@ struct Trace {
     frames: Vec<(u64, Vec<u8>)>,
     rng: SplitMix,
     next_port: u16,
+    /// Write frames in the order they were added, not in time order
+    /// (records delivered out of order).
+    as_written: bool,
+    /// Frames (by index) whose record carries this absolute timestamp
+    /// (ns since the epoch) instead of START + their time: damaged stamps.
+    damaged: Vec<(usize, u64)>,
 }
 
 impl Trace {
@@ -230,7 +280,14 @@ impl Trace {
             frames: Vec::new(),
             rng: SplitMix(seed),
             next_port: 40_000 + (seed % 20_000) as u16,
+            as_written: false,
+            damaged: Vec::new(),
         }
+    }
+
+    /// The last frame's record is stamped `abs_ns` (ns since the epoch).
+    fn damage_last(&mut self, abs_ns: u64) {
+        self.damaged.push((self.frames.len() - 1, abs_ns));
     }
 
     /// A new connection with an ephemeral client port and random ISNs.
@@ -590,8 +647,24 @@ impl Trace {
 
     /// The pcap file: global header, then records in time order.
     fn to_pcap(&self) -> Vec<u8> {
-        let mut frames: Vec<&(u64, Vec<u8>)> = self.frames.iter().collect();
-        frames.sort_by_key(|(t, _)| *t); // stable: same-time frames keep order
+        // (time, stamp written, frame): a damaged stamp keeps its frame's
+        // place.
+        let mut frames: Vec<(u64, u64, &[u8])> = self
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, (t, f))| {
+                let abs = self
+                    .damaged
+                    .iter()
+                    .find(|d| d.0 == i)
+                    .map_or(START * SEC + t, |d| d.1);
+                (*t, abs, f.as_slice())
+            })
+            .collect();
+        if !self.as_written {
+            frames.sort_by_key(|f| f.0); // stable: same-time frames keep order
+        }
         let dlt = match self.link {
             Link::Ethernet | Link::Vlan(_) => DLT_EN10MB,
             Link::Sll2 { .. } => DLT_LINUX_SLL2,
@@ -606,8 +679,7 @@ impl Trace {
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&65_535u32.to_le_bytes());
         out.extend_from_slice(&dlt.to_le_bytes());
-        for (t, frame) in frames {
-            let abs = START * SEC + t;
+        for (_, abs, frame) in frames {
             let len = u32::try_from(frame.len()).expect("fixture frame fits");
             out.extend_from_slice(&((abs / SEC) as u32).to_le_bytes());
             out.extend_from_slice(&(((abs % SEC) / 1_000) as u32).to_le_bytes());
@@ -837,6 +909,229 @@ fn tfo() -> Trace {
     let mut done = c;
     done.cisn = c.cisn.wrapping_add(100);
     tr.ack(t + RTT + 40_000, &done);
+    tr
+}
+
+fn quiet() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 15);
+    tr.background(0);
+    let c = tr.conn(CLIENT, SERVER, 80);
+    tr.handshake(100 * MS, &c, RTT);
+    let t = 3_600 * SEC;
+    let c = tr.conn(CLIENT, SERVER, 80);
+    tr.syn(t, &c);
+    tr.syn(t + SEC, &c);
+    tr.syn_ack(t + SEC + RTT, &c);
+    tr.ack(t + SEC + RTT + 40_000, &c);
+    tr
+}
+
+fn damaged_time() -> Trace {
+    const Y2099: u64 = 4_070_908_800 * SEC;
+    let mut tr = Trace::new(Link::Ethernet, 16);
+    tr.background(0);
+    tr.damaged.push((0, Y2099));
+    let c = tr.conn(CLIENT, SERVER, 80);
+    tr.handshake(100 * MS, &c, RTT);
+    let c = tr.conn(CLIENT, SERVER, 80);
+    tr.syn(SEC, &c);
+    tr.syn_ack(SEC + RTT, &c);
+    tr.damage_last(5 * SEC); // 1970-01-01T00:00:05Z
+    tr.ack(SEC + RTT + 40_000, &c);
+    let c = tr.conn(CLIENT, SERVER, 80);
+    tr.syn(2 * SEC, &c);
+    tr.udp(3 * SEC, CLIENT, DNS, (53_211, 53), &dns_query());
+    tr.damage_last(Y2099);
+    tr
+}
+
+fn reordered() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 17);
+    tr.as_written = true;
+    tr.background(0);
+    let us = 1_000;
+    // A SYN/ACK recorded before its SYN (a merged multi-queue capture).
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 100 * MS;
+    tr.syn_ack(t + 50 * us, &c);
+    tr.syn(t, &c);
+    tr.ack(t + 90 * us, &c);
+    // An ACK recorded before its SYN/ACK.
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 200 * MS;
+    tr.syn(t, &c);
+    tr.ack(t + 90 * us, &c);
+    tr.syn_ack(t + 50 * us, &c);
+    // A SYN/ACK and its SYN with the same (microsecond) stamp.
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 300 * MS;
+    tr.syn_ack(t, &c);
+    tr.syn(t, &c);
+    tr.ack(t + 40 * us, &c);
+    // An unanswered SYN at 10 s, another at 20 s, then one stamped 5 s:
+    // later than the reordering window, handled at the engine's clock
+    // (10 s). Packets run on to 100 s.
+    let c = tr.conn(CLIENT, SERVER, 81);
+    tr.syn(10 * SEC, &c);
+    let c = tr.conn(CLIENT, SERVER, 83);
+    tr.syn(20 * SEC, &c);
+    let late = tr.conn(CLIENT, SERVER, 82);
+    tr.syn(5 * SEC, &late);
+    for s in 3..=10 {
+        tr.udp(s * 10 * SEC, CLIENT, DNS, (53_211, 53), &dns_query());
+    }
+    tr
+}
+
+fn new_isn() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 18);
+    tr.background(0);
+    for (i, answer_second) in [false, true].into_iter().enumerate() {
+        let c = tr.conn(CLIENT, SERVER, 80);
+        let t = 100 * MS + i as u64 * 5 * SEC;
+        tr.syn(t, &c);
+        tr.syn_ack(t + RTT, &c);
+        tr.syn(t + SEC, &c);
+        // A SYN cookie from the next time slot: another ISN.
+        let second = Conn {
+            sisn: c.sisn.wrapping_add(0x0100_0000),
+            ..c
+        };
+        tr.syn_ack(t + SEC + RTT, &second);
+        tr.ack(
+            t + SEC + RTT + 40_000,
+            if answer_second { &second } else { &c },
+        );
+    }
+    tr
+}
+
+fn tfo_data() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 19);
+    tr.background(0);
+    for i in 0..2u64 {
+        let c = tr.conn(CLIENT, SERVER, 443);
+        let t = 100 * MS + i * SEC;
+        tr.syn_with(t, &c, &[b'G'; 100]);
+        let cnext = c.cisn.wrapping_add(101);
+        tr.syn_ack_acking(t + RTT, &c, cnext);
+        let mut done = Conn {
+            cisn: c.cisn.wrapping_add(100),
+            ..c
+        };
+        if i == 0 {
+            // The server's response before the client's ACK (RFC 7413
+            // section 4.2.2); the ACK acknowledges it.
+            tr.tcp(
+                t + RTT + 10_000,
+                c.server,
+                c.client,
+                (c.sport, c.cport),
+                c.sisn.wrapping_add(1),
+                cnext,
+                PSH_ACK,
+                &[b'r'; 1000],
+                &[],
+            );
+            done.sisn = c.sisn.wrapping_add(1000);
+        } else {
+            // An RST inside the SYN data the server took: below RCV.NXT.
+            tr.tcp(
+                t + RTT + 10_000,
+                c.client,
+                c.server,
+                (c.cport, c.sport),
+                c.cisn.wrapping_add(30),
+                0,
+                Flags {
+                    rst: true,
+                    ..Flags::default()
+                },
+                &[],
+                &[],
+            );
+        }
+        tr.ack(t + RTT + 40_000, &done);
+    }
+    tr
+}
+
+fn listener_icmp() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 20);
+    tr.background(0);
+    let router = Addr::V4([10, 0, 0, 254]);
+    // Host unreachable for the SYN/ACK: the listener drops its request,
+    // the client retries, a new SYN/ACK (new ISN) completes.
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 100 * MS;
+    tr.syn(t, &c);
+    tr.syn_ack(t + RTT, &c);
+    let quoted = tr.ip_of_last_frame();
+    tr.icmp_error(t + 2 * RTT, router, SERVER, 3, 1, &quoted);
+    tr.syn(t + SEC, &c);
+    let again = Conn {
+        sisn: c.sisn.wrapping_add(0x1000),
+        ..c
+    };
+    tr.syn_ack(t + SEC + RTT, &again);
+    tr.ack(t + SEC + RTT + 40_000, &again);
+    // Port unreachable for the SYN/ACK: not fatal to a listener.
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 3 * SEC;
+    tr.syn(t, &c);
+    tr.syn_ack(t + RTT, &c);
+    let quoted = tr.ip_of_last_frame();
+    tr.icmp_error(t + 2 * RTT, router, SERVER, 3, 3, &quoted);
+    tr.ack(t + 3 * RTT, &c);
+    // Host unreachable, and the client never comes back: unreachable.
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 5 * SEC;
+    tr.syn(t, &c);
+    tr.syn_ack(t + RTT, &c);
+    let quoted = tr.ip_of_last_frame();
+    tr.icmp_error(t + 2 * RTT, router, SERVER, 3, 1, &quoted);
+    tr.filler(10 * SEC, 100 * SEC, 10 * SEC);
+    tr
+}
+
+fn client_abort() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 21);
+    tr.background(0);
+    let c = tr.conn(CLIENT, SERVER, 80);
+    let t = 100 * MS;
+    tr.syn(t, &c);
+    tr.syn_ack(t + RTT, &c);
+    tr.tcp(
+        t + RTT + 40_000,
+        c.client,
+        c.server,
+        (c.cport, c.sport),
+        c.cisn.wrapping_add(1),
+        0,
+        Flags {
+            rst: true,
+            ..Flags::default()
+        },
+        &[],
+        &[],
+    );
+    let c = tr.conn(CLIENT, SERVER, 81);
+    tr.syn(SEC, &c);
+    tr.rst_ack(SEC + RTT, &c, c.cisn.wrapping_add(1));
+    tr
+}
+
+fn port_reuse() -> Trace {
+    let mut tr = Trace::new(Link::Ethernet, 22);
+    tr.background(0);
+    let first = tr.conn(CLIENT, SERVER, 80);
+    tr.syn(100 * MS, &first);
+    let second = Conn {
+        cisn: first.cisn.wrapping_add(0x4000_0000),
+        sisn: first.sisn.wrapping_add(77),
+        ..first
+    };
+    tr.handshake(3 * SEC + 100 * MS, &second, RTT);
     tr
 }
 
