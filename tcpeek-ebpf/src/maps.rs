@@ -207,8 +207,32 @@ pub fn count(idx: u32) {
     }
 }
 
+/// Unread bytes in the ring buffer from which the program wakes userspace
+/// (`BPF_RB_FORCE_WAKEUP`). Below it, records are submitted without a
+/// wakeup (`BPF_RB_NO_WAKEUP`) and userspace drains the ring on a short
+/// timer: a wakeup is an irq_work and a reader wakeup, microseconds in a
+/// VM, and with a reader that keeps up every record would otherwise find
+/// the ring empty and pay one. Set by the loader (a fraction of the ring
+/// size); read through a volatile load so the verifier sees the loader's
+/// value.
+#[no_mangle]
+static TCPEEK_WAKE_BYTES: u64 = 1 << 20;
+
+/// `bpf_ringbuf_submit` flags and the `bpf_ringbuf_query` selector
+/// (include/uapi/linux/bpf.h).
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+/// A record as the ring holds it: the 8-byte record header, then the event.
+const RECORD_BYTES: u64 = 8 + core::mem::size_of::<Event>() as u64;
+/// Records that cross the threshold together on several CPUs each see the
+/// unread bytes past it; waking for any of the first few crossings keeps a
+/// wakeup from being missed (the timer would still drain, later).
+const WAKE_BAND: u64 = 8 * RECORD_BYTES;
+
 /// Writes `ev` with the current `bpf_ktime_get_ns()` timestamp, or counts a
-/// full ring buffer.
+/// full ring buffer. Wakes userspace only when the unread data crosses
+/// [`TCPEEK_WAKE_BYTES`].
 #[inline(always)]
 pub fn emit(mut ev: Event) {
     match TCPEEK_EVENTS.reserve::<Event>(0) {
@@ -216,7 +240,16 @@ pub fn emit(mut ev: Event) {
             // SAFETY: a helper without preconditions.
             ev.ts_ns = unsafe { bpf_ktime_get_ns() };
             entry.write(ev);
-            entry.submit(0);
+            // Reserved records count as produced: this one is included.
+            let unread = TCPEEK_EVENTS.query(BPF_RB_AVAIL_DATA);
+            // SAFETY: a plain static, written only by the loader.
+            let wake = unsafe { core::ptr::read_volatile(&raw const TCPEEK_WAKE_BYTES) };
+            let flags = if unread >= wake && unread < wake + WAKE_BAND {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            };
+            entry.submit(flags);
             count(stat::EVENTS);
         }
         None => count(stat::RINGBUF_FULL),

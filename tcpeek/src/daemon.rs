@@ -339,6 +339,11 @@ enum Feed {
 const BATCH: usize = 256;
 const BATCH_AGE: Duration = Duration::from_millis(20);
 
+/// How often the live loop lets time pass without records: releases what
+/// the reordering window holds, so a finished handshake is reported within
+/// a few tens of milliseconds, and times out what is due.
+const LIVE_TICK: Duration = Duration::from_millis(10);
+
 /// Runs libpcap on its own thread until `stop` is set or capture fails.
 fn spawn_pcap_feeder(
     mut cap: PcapCapture,
@@ -455,7 +460,9 @@ fn open_ebpf(cfg: &Config, interface: &str) -> anyhow::Result<EbpfCapture> {
     Ok(EbpfCapture::open(interface, opts)?)
 }
 
-/// Reads the eBPF ring buffer until `stop` turns true.
+/// Reads the eBPF ring buffer until `stop` turns true, in batches: when the
+/// kernel side wakes us (the unread data passed a quarter of the ring) or
+/// after `ebpf::DRAIN_INTERVAL` (`EbpfCapture::next_batch`).
 async fn ebpf_feeder(
     mut cap: EbpfCapture,
     tx: mpsc::Sender<Feed>,
@@ -472,7 +479,6 @@ async fn ebpf_feeder(
                 }
             }
             () = stopped(&mut stop) => break,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if !batch.is_empty() && tx.send(Feed::Events(batch)).await.is_err() {
             return;
@@ -553,7 +559,7 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(LIVE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feeding = true;
         while feeding {
@@ -563,7 +569,10 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                 biased;
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
-                m = rx.recv() => feeding = feed(&mut agg, m, &mut failure),
+                m = rx.recv() => {
+                    feeding = feed(&mut agg, m, &mut failure);
+                    agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
+                }
                 _ = tick.tick() => {
                     // Queued events carry their own time and end what they
                     // pass; a tick ahead of them would time out handshakes

@@ -648,3 +648,55 @@ fn a_reader_that_stops_reading_does_not_stall_the_counters() {
 fn request_or_empty(path: &std::path::Path) -> String {
     try_request(path, "GET\n").unwrap_or_default()
 }
+
+#[test]
+fn a_finished_handshake_reaches_lines_and_socket_within_tens_of_milliseconds() {
+    // The eBPF reader is woken only once a quarter of the ring is unread
+    // and otherwise drains on a 10 ms timer; the aggregator releases its
+    // reordering window on a 10 ms tick. The target is 50 ms; the limit
+    // here is generous for a loaded 2-core machine, but a reader that
+    // waited for the ring to fill (or a once-a-second tick) would miss it.
+    const LIMIT: Duration = Duration::from_millis(500);
+    require_root!();
+    let pair = Pair::new();
+    let _l = pair.server.listen(sa(pair.server4, 8080));
+    let w = Watch::start(&pair, Observer::Server, &["-t", "5"]);
+    for round in 0..3 {
+        let connected = std::time::Instant::now();
+        pair.client
+            .connect(sa(pair.server4, 8080), CONNECT)
+            .expect("connect");
+        // (line, socket) per daemon, polled together.
+        let mut seen: Vec<(Option<Duration>, Option<Duration>)> =
+            vec![(None, None); w.daemons.len()];
+        while seen.iter().any(|s| s.0.is_none() || s.1.is_none()) {
+            let elapsed = connected.elapsed();
+            assert!(
+                elapsed < LIMIT,
+                "round {round}: after {elapsed:?}, (line, socket) per backend: {seen:?}"
+            );
+            for (d, s) in w.daemons.iter().zip(seen.iter_mut()) {
+                if s.0.is_none() && d.sessions().len() > round {
+                    s.0 = Some(elapsed);
+                }
+                if s.1.is_none() {
+                    let get: Value = serde_json::from_str(&request(&d.socket, "GET\r\n")).unwrap();
+                    if counts(&get, "RX")[0] > round as u64 {
+                        s.1 = Some(elapsed);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for (d, s) in w.daemons.iter().zip(&seen) {
+            eprintln!(
+                "{}: round {round}: line after {:?}, socket after {:?}",
+                d.backend,
+                s.0.unwrap(),
+                s.1.unwrap()
+            );
+        }
+    }
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [3, 0, 0, 0, 0, 0, 0]);
+}

@@ -55,6 +55,9 @@ pub mod names {
     /// Per-tuple-hash counts of those maps' entries (`[u64; 2]`: pending,
     /// jiffies of the last SYN/ACK), which lets ACKs skip the lookup.
     pub const MAP_HANDSHAKE_HINT: &str = "TCPEEK_HS_HINT";
+    /// `u64` global: unread ring bytes from which the kernel side wakes
+    /// the reader ([`super::wake_bytes`]).
+    pub const GLOBAL_WAKE_BYTES: &str = "TCPEEK_WAKE_BYTES";
 }
 
 /// The compiled eBPF object, embedded at build time.
@@ -342,8 +345,12 @@ impl EbpfCapture {
         .0
     }
 
-    /// Waits until events are available, then appends them to `out` (at
-    /// least one, at most 65536). Needs a tokio runtime with I/O enabled.
+    /// Waits until the kernel side wakes us (a quarter of the ring is
+    /// unread) or [`DRAIN_INTERVAL`] has passed, then appends what the ring
+    /// holds to `out` (possibly nothing, at most 65536 events). The kernel
+    /// side submits records without waking us below that threshold, so a
+    /// record waits at most about [`DRAIN_INTERVAL`]. Needs a tokio runtime
+    /// with I/O and time enabled.
     pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
         if let Ring::Plain(_) = self.ring {
             if tokio::runtime::Handle::try_current().is_err() {
@@ -368,23 +375,32 @@ impl EbpfCapture {
         let Ring::Async(afd) = &mut self.ring else {
             unreachable!()
         };
-        loop {
-            let mut guard = afd.readable_mut().await?;
-            let (n, more) = drain_ring(
-                guard.get_inner_mut(),
-                self.mono_to_epoch_ns,
-                &mut self.bad_records,
-                out,
-            );
-            if !more {
-                // Drained to empty. tokio keeps the readiness if the kernel
-                // signalled new data since `readable_mut` returned.
-                guard.clear_ready();
+        match tokio::time::timeout(DRAIN_INTERVAL, afd.readable_mut()).await {
+            Ok(guard) => {
+                let mut guard = guard?;
+                let (_, more) = drain_ring(
+                    guard.get_inner_mut(),
+                    self.mono_to_epoch_ns,
+                    &mut self.bad_records,
+                    out,
+                );
+                if !more {
+                    // Drained to empty. tokio keeps the readiness if the
+                    // kernel signalled new data since `readable_mut`
+                    // returned.
+                    guard.clear_ready();
+                }
             }
-            if n > 0 {
-                return Ok(());
+            Err(_) => {
+                drain_ring(
+                    afd.get_mut(),
+                    self.mono_to_epoch_ns,
+                    &mut self.bad_records,
+                    out,
+                );
             }
         }
+        Ok(())
     }
 
     /// The kernel side's counters summed over CPUs.
@@ -443,11 +459,25 @@ pub fn load(ring_bytes: u32) -> Result<Ebpf, EbpfError> {
             page,
         });
     }
+    let wake_bytes = wake_bytes(ring_bytes);
     EbpfLoader::new()
         .map_max_entries(names::MAP_EVENTS, ring_bytes)
+        .override_global(names::GLOBAL_WAKE_BYTES, &wake_bytes, true)
         .load(OBJECT)
         .map_err(|e| EbpfError::Load(Box::new(e)))
 }
+
+/// Unread bytes at which the kernel side wakes the reader: a quarter of the
+/// ring. Below that the reader drains on its own timer ([`DRAIN_INTERVAL`]),
+/// so a busy host pays one wakeup per many events instead of one per event,
+/// and a burst still wakes the reader long before the ring fills.
+pub fn wake_bytes(ring_bytes: u32) -> u64 {
+    u64::from(ring_bytes / 4)
+}
+
+/// How often the reader drains the ring without being woken: the longest a
+/// record waits in the ring at low rates.
+pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Converts one ring buffer record; `None` if its size is not [`EVENT_SIZE`].
 pub fn decode_record(record: &[u8]) -> Option<Event> {

@@ -35,8 +35,10 @@ pub const DEFAULT_SNAPLEN: i32 = 256;
 
 /// libpcap read timeout. With Linux TPACKET_V3 it is the kernel's block
 /// retire timeout: the longest a packet waits in a partly filled buffer
-/// block before userspace sees it.
-const READ_TIMEOUT_MS: i32 = 100;
+/// block before userspace sees it. 10 ms keeps a finished handshake's
+/// report within a few tens of milliseconds on a quiet interface; a busy
+/// one fills blocks long before.
+const READ_TIMEOUT_MS: i32 = 10;
 
 /// Upper bound on how long [`PcapCapture::next`] waits for, or keeps
 /// skipping, live packets before it returns [`Next::Timeout`].
@@ -321,7 +323,7 @@ impl PcapCapture {
 
     /// The next relevant event. Irrelevant frames are skipped; frames that do
     /// not decode are counted as malformed and skipped. A live capture
-    /// returns [`Next::Timeout`] when the read timeout (100 ms) expires or
+    /// returns [`Next::Timeout`] when the read timeout (10 ms) expires or
     /// after skipping frames for that long, so the caller can check for
     /// shutdown. A read error is returned once; later calls return
     /// [`Next::Eof`].
