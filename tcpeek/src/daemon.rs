@@ -345,43 +345,56 @@ const BATCH_AGE: Duration = Duration::from_millis(20);
 const LIVE_TICK: Duration = Duration::from_millis(10);
 
 /// Runs libpcap on its own thread until `stop` is set or capture fails.
+///
+/// Per packet it reads no clock: a batch's age is measured with the
+/// packets' own timestamps (the kernel's, on the host's clock), and a read
+/// that finds nothing for the read timeout hands over what is waiting. Two
+/// clock reads per packet cost as much as decoding it.
 fn spawn_pcap_feeder(
     mut cap: PcapCapture,
     tx: mpsc::Sender<Feed>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<thread::JoinHandle<()>> {
+    const BATCH_AGE_NS: u64 = BATCH_AGE.as_nanos() as u64;
     thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let mut batch_started = Instant::now();
             let mut stats_sent = Instant::now();
+            let mut since_stats = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                match cap.next() {
+                let idle = match cap.next() {
                     Ok(Next::Event(ev)) => {
-                        if batch.is_empty() {
-                            batch_started = Instant::now();
-                        }
                         batch.push(ev);
+                        false
                     }
-                    Ok(Next::Timeout) => {}
+                    Ok(Next::Timeout) => true,
                     Ok(Next::Eof) => break,
                     Err(e) => {
                         let _ = tx.blocking_send(Feed::Failed(e.into()));
                         return;
                     }
-                }
-                if !batch.is_empty()
-                    && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_AGE)
-                {
+                };
+                let full = batch.len() >= BATCH
+                    || batch
+                        .last()
+                        .zip(batch.first())
+                        .is_some_and(|(last, first)| {
+                            last.ts_ns.saturating_sub(first.ts_ns) >= BATCH_AGE_NS
+                        });
+                if !batch.is_empty() && (full || idle) {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     if tx.blocking_send(Feed::Events(full)).is_err() {
                         return;
                     }
                 }
-                if stats_sent.elapsed() >= Duration::from_secs(1) {
-                    stats_sent = Instant::now();
-                    let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+                since_stats += 1;
+                if idle || since_stats >= 4096 {
+                    since_stats = 0;
+                    if stats_sent.elapsed() >= Duration::from_secs(1) {
+                        stats_sent = Instant::now();
+                        let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+                    }
                 }
             }
             if !batch.is_empty() {

@@ -439,16 +439,14 @@ impl Engine {
                     // cookie against the current and the previous slot,
                     // cookie_v4_check): remember both. It is the server
                     // sending its SYN/ACK again, so it counts as such.
-                    s.server_prev = Some(s.server);
-                    s.server = Opening::new(ev.seq, ev.payload_len);
+                    s.new_server_isn(Opening::new(ev.seq, ev.payload_len));
                     if s.server_acked {
                         s.dupsynack = s.dupsynack.saturating_add(1);
                     }
                 }
                 _ => return,
             }
-            s.server_acked = true;
-            s.client_rcv_off = ev.ack.wrapping_sub(s.client.isn.wrapping_add(1));
+            s.server_acknowledged(ev.ack);
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -480,8 +478,7 @@ impl Engine {
                 }
                 return;
             }
-            s.server_acked = true;
-            s.client_rcv_off = ev.ack.wrapping_sub(s.client.isn.wrapping_add(1));
+            s.server_acknowledged(ev.ack);
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -509,7 +506,11 @@ impl Engine {
     fn rst_acceptable(&self, i: u32, ev: &Event, from_client: bool) -> bool {
         let s = self.table.get(i);
         if from_client {
-            let from = if s.server_acked { s.client_rcv_off } else { 0 };
+            let from = if s.server_acked {
+                u32::from(s.client_rcv_off)
+            } else {
+                0
+            };
             s.client.seq_from(ev.seq, from)
         } else {
             let ack_ok = ev.tcp_flags & tcp_flags::ACK != 0 && s.client.acked_by(ev.ack);
@@ -569,7 +570,7 @@ impl Engine {
                     // The listener forgets its request; the client goes on.
                     s.state = State::SynSent;
                     s.server_acked = false;
-                    s.server_prev = None;
+                    s.has_server_prev = false;
                     s.icmp_dropped = true;
                     let key = s.key;
                     self.awaiting_ack.remove(Hint::of_key(&key));

@@ -136,11 +136,16 @@ pub(crate) struct Session {
     pub(crate) server: Opening,
     /// The server's previous SYN/ACK when it sent one with a new ISN (SYN
     /// cookies across a time slot, a listener that rebuilt its request):
-    /// the client may have answered either.
-    pub(crate) server_prev: Option<Opening>,
+    /// the client may have answered either. Valid if `has_server_prev`.
+    /// (Kept as ISN and a 16-bit length rather than an `Option<Opening>`:
+    /// it keeps a tracked handshake at 96 bytes.)
+    pub(crate) server_prev_isn: u32,
+    pub(crate) server_prev_len: u16,
+    pub(crate) has_server_prev: bool,
     /// Offset past the client's SYN that the server's SYN/ACK acknowledged
-    /// (the server's RCV.NXT), once the server has acknowledged it.
-    pub(crate) client_rcv_off: u32,
+    /// (the server's RCV.NXT), once the server has acknowledged it; at most
+    /// the SYN's 16-bit payload length.
+    pub(crate) client_rcv_off: u16,
     /// The server has acknowledged the client's SYN.
     pub(crate) server_acked: bool,
     /// The client has acknowledged the server's SYN.
@@ -171,7 +176,9 @@ impl Session {
             state: State::SynSent,
             client,
             server: Opening::default(),
-            server_prev: None,
+            server_prev_isn: 0,
+            server_prev_len: 0,
+            has_server_prev: false,
             client_rcv_off: 0,
             server_acked: false,
             client_acked: false,
@@ -207,7 +214,26 @@ impl Session {
     /// Whether the client's `ack` acknowledges the server's SYN (its latest
     /// SYN/ACK or the one before).
     pub(crate) fn server_acked_by(&self, ack: u32) -> bool {
-        self.server.acked_by(ack) || self.server_prev.is_some_and(|p| p.acked_by(ack))
+        self.server.acked_by(ack)
+            || (self.has_server_prev
+                && Opening::new(self.server_prev_isn, self.server_prev_len).acked_by(ack))
+    }
+
+    /// The server sent a SYN/ACK with a new ISN: the current one becomes
+    /// the previous one.
+    pub(crate) fn new_server_isn(&mut self, next: Opening) {
+        self.server_prev_isn = self.server.isn;
+        self.server_prev_len = u16::try_from(self.server.len).unwrap_or(u16::MAX);
+        self.has_server_prev = true;
+        self.server = next;
+    }
+
+    /// Records what the server's acknowledgement `ack` of the client's SYN
+    /// says the server's RCV.NXT is.
+    pub(crate) fn server_acknowledged(&mut self, ack: u32) {
+        self.server_acked = true;
+        let off = ack.wrapping_sub(self.client.isn.wrapping_add(1));
+        self.client_rcv_off = u16::try_from(off).unwrap_or(u16::MAX);
     }
 
     pub(crate) fn refresh(&mut self, now: u64) {
