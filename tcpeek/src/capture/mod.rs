@@ -23,4 +23,8 @@ pub struct CaptureStats {
     /// Frames that could not be decoded (truncated, malformed, unsupported
     /// link layer) or failed the `-c` checksum check.
     pub malformed: u64,
+    /// Frames whose headers were cut short by the snapshot length but whose
+    /// fixed TCP header was decoded (see `decode.rs`); also counted in
+    /// `recv`, not in `malformed`.
+    pub truncated: u64,
 }

@@ -140,6 +140,7 @@ pub struct PcapCapture {
     /// Time of the last frame read, relevant or not (ns since the epoch).
     last_frame_ns: Option<u64>,
     malformed: u64,
+    truncated: u64,
     last_malformed: Option<DecodeError>,
     /// Live counters, widened from libpcap's wrapping 32-bit ones.
     recv: Counter,
@@ -208,6 +209,7 @@ impl PcapCapture {
             frames: 0,
             last_frame_ns: None,
             malformed: 0,
+            truncated: 0,
             last_malformed: None,
             recv: Counter::default(),
             drop: Counter::default(),
@@ -275,6 +277,7 @@ impl PcapCapture {
             frames: 0,
             last_frame_ns: None,
             malformed: 0,
+            truncated: 0,
             last_malformed: None,
             recv: Counter::default(),
             drop: Counter::default(),
@@ -397,8 +400,11 @@ impl PcapCapture {
             );
             self.last_frame_ns = Some(ts);
             let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
-            match self.decoder.decode(ts, packet.data, wire_len) {
-                Ok(Some(event)) => return Ok(Next::Event(event)),
+            match self.decoder.decode_frame(ts, packet.data, wire_len) {
+                Ok(Some(d)) => {
+                    self.truncated += u64::from(d.header_cut);
+                    return Ok(Next::Event(d.event));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     self.malformed += 1;
@@ -432,6 +438,7 @@ impl PcapCapture {
                     drop: self.drop.total,
                     ifdrop: self.ifdrop.total,
                     malformed: self.malformed,
+                    truncated: self.truncated,
                 }
             }
             Handle::File(_) => CaptureStats {
@@ -439,6 +446,7 @@ impl PcapCapture {
                 drop: 0,
                 ifdrop: 0,
                 malformed: self.malformed,
+                truncated: self.truncated,
             },
         }
     }
