@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::capture::decode::ChecksumMode;
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
+use crate::capture::file::FileCapture;
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config, Source};
@@ -233,7 +234,7 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 }
 
 fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
-    let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
+    let mut cap = FileCapture::open(path, cfg.checksum)?;
     to_stderr(format_args!("{}\n", cap.banner()));
     let out: Box<dyn Write + Send> = match session_dest(cfg) {
         Dest::Stdout => Box::new(io::stdout()),
@@ -246,11 +247,16 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     );
     agg.start_output();
     let mut failure = None;
+    let mut last_frame_ns = None;
     loop {
-        match cap.next() {
-            Ok(Next::Event(ev)) => agg.event(&ev),
-            Ok(Next::Timeout) => {}
-            Ok(Next::Eof) => break,
+        match cap.next_frame() {
+            Ok(Some(frame)) => {
+                last_frame_ns = Some(frame.ts_ns);
+                if let Some(ev) = &frame.event {
+                    agg.event(ev);
+                }
+            }
+            Ok(None) => break,
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -262,12 +268,12 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     }
     // Packet time went on to the last frame, relevant or not: handshakes
     // idle for the timeout by then have timed out.
-    if let Some(last) = cap.last_frame_ns() {
+    if let Some(last) = last_frame_ns {
         agg.tick(last);
     }
     agg.set_capture_stats(cap.stats());
     let (from, to) = agg.packet_span().unwrap_or((0, 0));
-    let to = cap.last_frame_ns().unwrap_or(to).max(to);
+    let to = last_frame_ns.unwrap_or(to).max(to);
     let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
     to_stderr(format_args!("{summary}"));
     if let Some(json) = json {
@@ -277,7 +283,7 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     }
     match failure {
         // Everything before the damage was counted and reported above. The
-        // error names the file already (CaptureError::TruncatedFile,
+        // error names the file already (FileError::TruncatedFile,
         // ReadFile); more context would print the path twice. The status
         // is a failure, as tcpdump -r's: the file did not hold what it
         // claimed, and a script must not take partial counts for whole ones.

@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod ebpf;
+pub mod file;
 pub mod pcap;
 
 /// What a capture backend saw and lost, reported in the summary and on the
