@@ -323,9 +323,11 @@ impl FileCapture {
         if meta.len() == 0 {
             return Err(open_err("the file is empty".to_owned()));
         }
-        let mut head = Vec::with_capacity(24);
+        // Enough for a classic file header (24 bytes) and the smallest
+        // pcapng Section Header Block (28).
+        let mut head = Vec::with_capacity(28);
         (&mut file)
-            .take(24)
+            .take(28)
             .read_to_end(&mut head)
             .and_then(|_| file.rewind())
             .map_err(|e| open_err(e.to_string()))?;
@@ -380,8 +382,9 @@ impl FileCapture {
             };
             (Box::new(reader), layout)
         } else if magic == SHB_TYPE {
-            // Type, length, byte-order magic, version, section length.
-            if head.len() < 24 {
+            // Type, length, byte-order magic, version, section length,
+            // length again.
+            if head.len() < 28 {
                 return Err(truncated_header("pcapng section header", 28));
             }
             let reader = PcapNGReader::new(BUFFER_BYTES, source).map_err(|e| match e {
@@ -1363,6 +1366,15 @@ mod tests {
             .err()
             .unwrap();
         let msg = err.to_string();
+        assert!(
+            msg.starts_with("cannot open ") && msg.contains("truncated"),
+            "{msg}"
+        );
+        let short = Scratch::new("short.pcapng", &Ng::new(false).out[..20]);
+        let msg = FileCapture::open(&short.0, ChecksumMode::None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             msg.starts_with("cannot open ") && msg.contains("truncated"),
             "{msg}"

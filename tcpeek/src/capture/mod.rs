@@ -1,7 +1,10 @@
 //! Capture: where events come from.
 //!
 //! Each backend turns what it captured into [`tcpeek_common::Event`]s and
-//! reports what it saw and what it could not deliver as [`CaptureStats`].
+//! reports what it saw and what it could not deliver as [`CaptureStats`]:
+//! live interfaces through libpcap (`pcap`) or eBPF (`ebpf`), capture files
+//! through `file`. libpcap frames and file frames go through the same
+//! [`decode::Decoder`].
 
 pub mod decode;
 pub mod ebpf;
