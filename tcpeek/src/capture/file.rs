@@ -970,7 +970,7 @@ fn decode(
 }
 
 /// libpcap's name and description of a link type (`pcap_datalink_val_to_name`
-/// and `_description`; values from https://www.tcpdump.org/linktypes.html),
+/// and `_description`; values from <https://www.tcpdump.org/linktypes.html>),
 /// for the common ones.
 pub fn dlt_name(dlt: u32) -> String {
     let known = match dlt {
@@ -990,7 +990,6 @@ pub fn dlt_name(dlt: u32) -> String {
         119 => "PRISM_HEADER (802.11 plus Prism header)",
         127 => "IEEE802_11_RADIO (802.11 plus radiotap header)",
         143 => "DOCSIS (DOCSIS)",
-        147..=162 => "USER (private use)",
         192 => "PPI (Per-Packet Information)",
         195 => "IEEE802_15_4_WITHFCS (IEEE 802.15.4 with FCS)",
         197 => "ERF (Extensible Record Format)",
@@ -1005,6 +1004,7 @@ pub fn dlt_name(dlt: u32) -> String {
         252 => "WIRESHARK_UPPER_PDU (Wireshark Upper PDU export)",
         253 => "NETLINK (Linux netlink)",
         276 => "LINUX_SLL2 (Linux cooked v2)",
+        147..=162 => return format!("USER{} (private use)", dlt - 147),
         _ => return format!("LINKTYPE {dlt}, unknown to tcpeek"),
     };
     known.to_owned()
