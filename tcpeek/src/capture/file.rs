@@ -57,9 +57,13 @@ const MAX_SNAPLEN: u32 = 262_144;
 /// (`INITIAL_MAX_BLOCKSIZE`, 16 MiB); the buffer grows up to it.
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 
-/// Link type field of a classic header: the low 26 bits are the link type,
-/// the bits above it FCS information (libpcap's `LT_LINKTYPE`, pcap-int.h).
-const LINKTYPE_MASK: u32 = 0x03ff_ffff;
+/// The link type field of a classic header (draft-ietf-opsawg-pcap section
+/// 4; libpcap's `LT_LINKTYPE` and `LT_RESERVED1`, pcap-common.h): the link
+/// type in the low 16 bits, 10 reserved bits that must be zero, then the
+/// FCS flag and length. A trailing FCS needs nothing here: lengths come
+/// from the IP header, so it is ignored like Ethernet padding.
+const LINKTYPE_MASK: u32 = 0x0000_ffff;
+const LINKTYPE_RESERVED: u32 = 0x03ff_0000;
 
 /// Classic pcap magic numbers as read little-endian (pcap-savefile(5)):
 /// microseconds, nanoseconds, Kuznetsov's modified format, and the first
@@ -359,7 +363,15 @@ impl FileCapture {
                 _ => return Err(open_err("the pcap file header is unreadable".to_owned())),
             };
             reader.consume(header.size());
-            let dlt = header.network.0 as u32 & LINKTYPE_MASK;
+            let field = header.network.0 as u32;
+            if field & LINKTYPE_RESERVED != 0 {
+                // libpcap's sf-pcap.c refuses these files too.
+                return Err(FileError::NotACaptureFile {
+                    path: path.to_owned(),
+                    detail: format!("link type field 0x{field:08x} has reserved bits set"),
+                });
+            }
+            let dlt = field & LINKTYPE_MASK;
             let Some(link) = LinkType::from_dlt(dlt as i32) else {
                 return Err(FileError::UnsupportedLinkType {
                     path: path.to_owned(),

@@ -255,13 +255,39 @@ fn classic_microseconds_nanoseconds_and_both_byte_orders() {
 }
 
 #[test]
-fn classic_raw_ip_link_types() {
-    let frame = syn(40001, true);
-    for dlt in [101, 228] {
-        let (cap, frames) = read("raw.pcap", &classic(false, false, dlt, &[(1, 0, &frame)]));
+fn classic_link_types_raw_ip_cooked_and_fcs_bits() {
+    let v4 = syn(40001, true);
+    let mut v6 = Vec::new();
+    PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+        .tcp(40001, 443, 1000, 64240)
+        .syn()
+        .write(&mut v6, &[])
+        .unwrap();
+    // Linux cooked v1: packet type (host), ARPHRD_ETHER, address length,
+    // address, protocol (pcap/sll.h).
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&v4);
+    // 0x4400_0001: Ethernet, FCS present and 4 bytes long (libpcap's
+    // LT_FCS_DATALINK_EXT(4) | 1); the FCS follows the frame.
+    let mut eth = syn(40001, false);
+    eth.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    for (dlt, frame, name) in [
+        (101, &v4, "RAW (Raw IP)"),
+        (228, &v4, "IPV4 (Raw IPv4)"),
+        (229, &v6, "IPV6 (Raw IPv6)"),
+        (113, &sll, "LINUX_SLL (Linux cooked v1)"),
+        (0x4400_0001, &eth, "EN10MB (Ethernet)"),
+    ] {
+        let (cap, frames) = read("link.pcap", &classic(false, false, dlt, &[(1, 0, frame)]));
         assert_eq!(frames[0].event.map(|e| e.sport), Some(40001), "{dlt}");
-        assert!(cap.banner().contains("(Raw IP"), "{}", cap.banner());
+        assert!(cap.banner().contains(name), "{}", cap.banner());
     }
+    let file = Scratch::new("reserved.pcap", &classic(false, false, 0x0001_0001, &[]));
+    let msg = FileCapture::open(&file.0, ChecksumMode::None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("0x00010001 has reserved bits set"), "{msg}");
 }
 
 #[test]
