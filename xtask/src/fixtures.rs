@@ -1090,7 +1090,8 @@ struct Pcapng {
 }
 
 impl Pcapng {
-    /// Block types (section 11.1) and the IDB options used (section 4.2).
+    /// Block types (the draft's Block Type Codes) and the IDB options used
+    /// (section 4.2).
     const SHB: u32 = 0x0a0d_0d0a;
     const IDB: u32 = 1;
     const EPB: u32 = 6;

@@ -738,8 +738,9 @@ impl State {
     }
 
     /// A Simple Packet Block has no interface (it is interface 0), no
-    /// captured length (the packet, cut at the snapshot length) and no time:
-    /// it takes the previous frame's (section 4.4).
+    /// captured length (the packet, cut at the snapshot length) and no time
+    /// (section 4.4). It takes the previous frame's time, so that it moves
+    /// no clock; libpcap gives it 0, which would look like a jump back.
     fn simple(&mut self, b: &SimplePacketBlock<'_>) -> Step {
         let snaplen = match &self.layout {
             Layout::Ng { interfaces, .. } => interfaces.first().map_or(0, |i| i.snaplen),
