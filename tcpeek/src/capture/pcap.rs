@@ -74,9 +74,10 @@ pub struct LiveOptions {
 pub enum Next {
     /// A relevant packet.
     Event(Event),
-    /// Live capture: nothing relevant arrived within the read timeout.
+    /// Nothing relevant arrived within the read timeout.
     Timeout,
-    /// Capture file: no more packets.
+    /// libpcap has no more packets (`pcap_next_ex(3PCAP)` returned
+    /// `PCAP_ERROR_BREAK`), or an error was reported before.
     Eof,
 }
 
@@ -130,7 +131,7 @@ pub struct PcapCapture {
     recv: Counter,
     drop: Counter,
     ifdrop: Counter,
-    /// A read error or the end of a file was reported; later reads are Eof.
+    /// A read error or the end was reported; later reads are Eof.
     done: bool,
 }
 
