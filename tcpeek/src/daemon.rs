@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::capture::clock::{FileClock, Timed};
 use crate::capture::decode::ChecksumMode;
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
+use crate::capture::file::FileCapture;
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config, Source};
@@ -247,6 +248,37 @@ fn final_output(
     (summary, json)
 }
 
+/// Feeds a capture file's frames, relevant or not, to an [`Aggregator`] at
+/// the time [`FileClock`] settles on for each: every frame's stamp is a
+/// sample of the file's clock.
+#[derive(Debug, Default)]
+pub struct FileFeed {
+    clock: FileClock,
+}
+
+impl FileFeed {
+    pub fn new() -> FileFeed {
+        FileFeed::default()
+    }
+
+    /// One frame stamped `ts_ns`, with its event if it has one.
+    pub fn frame(&mut self, agg: &mut Aggregator, ts_ns: u64, event: Option<Event>) {
+        self.clock.push(ts_ns, event, &mut |t| agg.timed(t));
+    }
+
+    /// End of the file: everything held goes to the aggregator, and time
+    /// runs on to the last believed stamp. Returns it.
+    pub fn finish(&mut self, agg: &mut Aggregator) -> Option<u64> {
+        self.clock.finish(&mut |t| agg.timed(t));
+        agg.flush_input();
+        if let Some(now) = self.clock.now() {
+            agg.advance(now, 0);
+        }
+        agg.set_clock_overruled(self.clock.overruled());
+        self.clock.now()
+    }
+}
+
 /// Runs tcpeek with a validated configuration.
 pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     if let Some(note) = &cfg.local_note {
@@ -259,7 +291,7 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 }
 
 fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
-    let mut cap = PcapCapture::open_file(path, cfg.checksum)?;
+    let mut cap = FileCapture::open(path, cfg.checksum)?;
     to_stderr(format_args!("{}\n", cap.banner()));
     let out: Box<dyn Write + Send> = match session_dest(cfg) {
         Dest::Stdout => Box::new(io::stdout()),
@@ -272,14 +304,11 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     );
     agg.start_output();
     let mut failure = None;
-    // A file's timestamps are its clock, but one damaged stamp must not
-    // move it (capture::clock).
-    let mut clock = FileClock::new();
+    let mut feed = FileFeed::new();
     loop {
-        match cap.next() {
-            Ok(Next::Event(ev)) => clock.push(ev.ts_ns, Some(ev), &mut |t| agg.timed(t)),
-            Ok(Next::Timeout) => {}
-            Ok(Next::Eof) => break,
+        match cap.next_frame() {
+            Ok(Some(frame)) => feed.frame(&mut agg, frame.ts_ns, frame.event),
+            Ok(None) => break,
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -291,18 +320,10 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     }
     // Packet time went on to the last frame, relevant or not: handshakes
     // idle for the timeout by then have timed out.
-    if let Some(last) = cap.last_frame_ns() {
-        clock.push(last, None, &mut |t| agg.timed(t));
-    }
-    clock.finish(&mut |t| agg.timed(t));
-    agg.flush_input();
-    if let Some(now) = clock.now() {
-        agg.advance(now, 0);
-    }
-    agg.set_clock_overruled(clock.overruled());
+    let end = feed.finish(&mut agg);
     agg.set_capture_stats(cap.stats());
     let (from, _) = agg.packet_span().unwrap_or((0, 0));
-    let to = clock.now().unwrap_or(from);
+    let to = end.unwrap_or(from);
     let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
     to_stderr(format_args!("{summary}"));
     if let Some(json) = json {
@@ -312,7 +333,7 @@ fn run_file(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     }
     match failure {
         // Everything before the damage was counted and reported above. The
-        // error names the file already (CaptureError::TruncatedFile,
+        // error names the file already (FileError::TruncatedFile,
         // ReadFile); more context would print the path twice. The status
         // is a failure, as tcpdump -r's: the file did not hold what it
         // claimed, and a script must not take partial counts for whole ones.

@@ -179,6 +179,7 @@ struct CaptureElement {
     malformed: u64,
     pending: u64,
     overflow: u64,
+    truncated: u64,
     late: u64,
 }
 
@@ -196,6 +197,7 @@ impl Serialize for GetReply<'_> {
             malformed: c.capture.malformed,
             pending: c.engine.pending,
             overflow: c.engine.overflow,
+            truncated: c.capture.truncated,
             late: c.engine.late,
         };
         seq.serialize_element(&Named("pcap", Named("stats", stats)))?;
@@ -325,7 +327,7 @@ mod tests {
                 r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
                 r#""failure":{"total":2,"timeout":0,"reject":2,"unreach":0}}},"#,
                 r#"{"pcap":{"stats":{"recv":10,"drop":0,"ifdrop":0,"#,
-                r#""malformed":0,"pending":2,"overflow":0,"late":0}}}]"#
+                r#""malformed":0,"pending":2,"overflow":0,"truncated":0,"late":0}}}]"#
             )
         );
     }

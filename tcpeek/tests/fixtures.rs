@@ -272,6 +272,22 @@ fn pinned(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// `(src, sport, dst, dport, result)` of each finished handshake.
+fn sessions(run: &Run) -> Vec<(String, u64, String, u64, String)> {
+    run.sessions
+        .iter()
+        .map(|s| {
+            (
+                s["src"].as_str().unwrap().to_string(),
+                s["sport"].as_u64().unwrap(),
+                s["dst"].as_str().unwrap().to_string(),
+                s["dport"].as_u64().unwrap(),
+                s["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn quiet_period_does_not_break_the_next_handshake() {
     // Regression: the first handshake after more than 10 minutes without
@@ -303,7 +319,7 @@ fn lone_damaged_timestamps_do_not_move_time() {
     );
     assert_eq!(stat(&r, "pending"), 1);
     assert!(
-        r.stderr.contains("overruled timestamps : 2"),
+        r.stderr.contains("overruled timestamps : 3"),
         "{}",
         r.stderr
     );
@@ -421,4 +437,72 @@ fn syn_with_another_isn_on_a_tuple_in_syn_sent_is_a_new_handshake() {
         ]
     );
     assert_eq!(r.sessions[0]["sport"], r.sessions[1]["sport"]);
+}
+
+fn session(
+    src: &str,
+    sport: u64,
+    dst: &str,
+    dport: u64,
+    result: &str,
+) -> (String, u64, String, u64, String) {
+    (src.into(), sport, dst.into(), dport, result.into())
+}
+
+/// Snapshot length 68 cut the options off every IPv4 SYN and SYN/ACK, and
+/// those frames were all malformed: the handshakes were lost. IPv6 frames
+/// keep only 14 bytes of their TCP header at 68 and stay malformed.
+#[test]
+fn snaplen_68_cut_options_do_not_lose_the_handshakes() {
+    let r = read("snaplen.pcap", &LOCAL);
+    assert!(r.stderr.contains("snapshot length 68"), "{}", r.stderr);
+    assert_eq!(counts(&r, "RX"), [2, 0, 0, 1, 0, 1, 0]);
+    assert_eq!(
+        sessions(&r),
+        [
+            session("10.0.0.2", 40047, "10.0.0.1", 80, "success"),
+            session("10.0.0.2", 40094, "10.0.0.1", 80, "success"),
+            session("10.0.0.2", 40110, "10.0.0.1", 81, "reject"),
+        ]
+    );
+    // Three SYNs and two SYN/ACKs decoded from their fixed header; the IPv6
+    // SYN, SYN/ACK and ACK did not decode.
+    assert_eq!(stat(&r, "truncated"), 5);
+    assert_eq!(stat(&r, "malformed"), 3);
+    assert_eq!(stat(&r, "pending"), 0);
+    assert!(r.stderr.contains("   truncated : 5\n"), "{}", r.stderr);
+}
+
+/// libpcap refuses this file ("an interface has a type 101 different from
+/// the type of the first interface").
+#[test]
+fn multilink_pcapng_decodes_each_interface_with_its_link_type() {
+    let r = read("multilink.pcapng", &LOCAL);
+    assert_eq!(counts(&r, "RX"), [2, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        sessions(&r),
+        [
+            session("10.0.0.2", 40045, "10.0.0.1", 80, "success"),
+            session("10.8.0.2", 40047, "10.0.0.1", 443, "success"),
+        ]
+    );
+    // Interface 1 counts nanoseconds (if_tsresol 9); its SYN comes 400 µs
+    // after the Ethernet one.
+    assert_eq!(r.sessions[1]["start"], "2026-01-01T00:00:00.100400Z");
+    // The one 802.11 frame.
+    assert_eq!(stat(&r, "malformed"), 1);
+    assert_eq!(stat(&r, "truncated"), 0);
+    assert_eq!(stat(&r, "recv"), 17);
+    assert!(
+        r.stderr
+            .contains("interface 2: link type 105 (IEEE802_11 (802.11))"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("3 interfaces: 0: link-type EN10MB (Ethernet)"),
+        "{}",
+        r.stderr
+    );
 }

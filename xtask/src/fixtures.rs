@@ -5,7 +5,8 @@
 //! checksums are right) and written in the classic pcap format
 //! (https://www.tcpdump.org/manpages/pcap-savefile.5.html; IETF draft
 //! draft-ietf-opsawg-pcap): a 24-byte global header, then a 16-byte record
-//! header before each frame. Output is deterministic: sequence numbers come
+//! header before each frame; `multilink.pcapng` is pcapng
+//! (draft-ietf-opsawg-pcapng), written by [`Pcapng`]. Output is deterministic: sequence numbers come
 //! from a fixed-seed generator and times from a fixed start, so running the
 //! task again produces the same bytes.
 //!
@@ -27,6 +28,9 @@ const MS: u64 = 1_000_000;
 
 const DLT_EN10MB: u32 = 1;
 const DLT_LINUX_SLL2: u32 = 276;
+/// LINKTYPE_RAW (https://www.tcpdump.org/linktypes.html).
+const DLT_RAW: u32 = 101;
+const DLT_IEEE802_11: u32 = 105;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -165,6 +169,32 @@ const FIXTURES: &[Fixture] = &[
     },
 ];
 
+/// A fixture that is not one classic pcap of a [`Trace`]: it writes its own
+/// bytes.
+struct FileFixture {
+    name: &'static str,
+    about: &'static str,
+    write: fn() -> Vec<u8>,
+}
+
+const FILE_FIXTURES: &[FileFixture] = &[
+    FileFixture {
+        name: "snaplen.pcap",
+        about: "snapshot length 68 (old tcpdump's default): 2 successful IPv4 handshakes to port 80 with data and FIN, \
+                1 IPv4 SYN to port 81 answered by RST/ACK, 1 IPv6 handshake to port 443; every SYN and SYN/ACK carries \
+                MSS, SACK-permitted, timestamps and window scale, so 68 bytes cut their options (IPv4) or their fixed \
+                TCP header (IPv6: 14 of 20 bytes left)",
+        write: snaplen,
+    },
+    FileFixture {
+        name: "multilink.pcapng",
+        about: "pcapng, one section, three interfaces: 0 Ethernet, 1 raw IP (LINKTYPE_RAW, if_tsresol 9: nanoseconds), \
+                2 IEEE 802.11 (undecodable, one frame); one successful handshake 10.0.0.2 -> 10.0.0.1:80 on interface 0 \
+                and one 10.8.0.2 -> 10.0.0.1:443 on interface 1, interleaved",
+        write: multilink,
+    },
+];
+
 /// Writes every fixture and the README into `dir`.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -182,6 +212,13 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         fs::write(&path, trace.to_pcap()).with_context(|| format!("writing {}", path.display()))?;
         readme.push_str(&format!("- `{}`: {}.\n", fixture.name, fixture.about));
         println!("wrote {} ({} frames)", path.display(), trace.frames.len());
+    }
+    for fixture in FILE_FIXTURES {
+        let path = dir.join(fixture.name);
+        let bytes = (fixture.write)();
+        fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        readme.push_str(&format!("- `{}`: {}.\n", fixture.name, fixture.about));
+        println!("wrote {} ({} bytes)", path.display(), bytes.len());
     }
     let path = dir.join("README.md");
     fs::write(&path, readme).with_context(|| format!("writing {}", path.display()))?;
@@ -215,6 +252,8 @@ enum Link {
     Sll2 {
         local: Addr,
     },
+    /// LINKTYPE_RAW: frames are IP packets (a tunnel such as WireGuard).
+    Raw,
 }
 
 /// TCP segment flags as the builder takes them.
@@ -437,6 +476,7 @@ impl Trace {
                 f.extend_from_slice(&src);
                 f.extend_from_slice(&[0, 0]);
             }
+            Link::Raw => {}
         }
         f.extend_from_slice(payload);
         f
@@ -449,6 +489,7 @@ impl Trace {
             Link::Ethernet => 14,
             Link::Vlan(_) => 18,
             Link::Sll2 { .. } => 20,
+            Link::Raw => 0,
         };
         frame[link_len..].to_vec()
     }
@@ -647,6 +688,12 @@ impl Trace {
 
     /// The pcap file: global header, then records in time order.
     fn to_pcap(&self) -> Vec<u8> {
+        self.to_pcap_cut(65_535)
+    }
+
+    /// The pcap file with snapshot length `snaplen`: longer frames are cut
+    /// to it, keeping their original length, as a capture would.
+    fn to_pcap_cut(&self, snaplen: u32) -> Vec<u8> {
         // (time, stamp written, frame): a damaged stamp keeps its frame's
         // place.
         let mut frames: Vec<(u64, u64, &[u8])> = self
@@ -665,10 +712,7 @@ impl Trace {
         if !self.as_written {
             frames.sort_by_key(|f| f.0); // stable: same-time frames keep order
         }
-        let dlt = match self.link {
-            Link::Ethernet | Link::Vlan(_) => DLT_EN10MB,
-            Link::Sll2 { .. } => DLT_LINUX_SLL2,
-        };
+        let dlt = self.dlt();
         let mut out = Vec::new();
         // pcap-savefile(5): magic (microsecond timestamps), version 2.4,
         // thiszone, sigfigs, snaplen, link type; little-endian.
@@ -677,17 +721,27 @@ impl Trace {
         out.extend_from_slice(&4u16.to_le_bytes());
         out.extend_from_slice(&0i32.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&65_535u32.to_le_bytes());
+        out.extend_from_slice(&snaplen.to_le_bytes());
         out.extend_from_slice(&dlt.to_le_bytes());
         for (_, abs, frame) in frames {
             let len = u32::try_from(frame.len()).expect("fixture frame fits");
+            let caplen = len.min(snaplen);
             out.extend_from_slice(&((abs / SEC) as u32).to_le_bytes());
             out.extend_from_slice(&(((abs % SEC) / 1_000) as u32).to_le_bytes());
+            out.extend_from_slice(&caplen.to_le_bytes());
             out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(frame);
+            out.extend_from_slice(&frame[..caplen as usize]);
         }
         out
+    }
+
+    /// The trace's link type number.
+    fn dlt(&self) -> u32 {
+        match self.link {
+            Link::Ethernet | Link::Vlan(_) => DLT_EN10MB,
+            Link::Sll2 { .. } => DLT_LINUX_SLL2,
+            Link::Raw => DLT_RAW,
+        }
     }
 }
 
@@ -1257,5 +1311,145 @@ impl Trace {
         self.syn_ack(t + rtt, c);
         self.ack(t + rtt + 40_000, c);
         self.exchange_and_close(t, c, rtt);
+    }
+}
+
+// --- snapshot length and pcapng -------------------------------------------
+
+/// Old tcpdump's default snapshot length: Ethernet + IPv4 + TCP + 14 bytes.
+/// (With IPv6 support its default was 96: 68 bytes leave an IPv6 SYN only
+/// 14 bytes of TCP header.)
+const OLD_TCPDUMP_SNAPLEN: u32 = 68;
+
+fn snaplen() -> Vec<u8> {
+    let mut tr = Trace::new(Link::Ethernet, 15);
+    tr.background(0);
+    for i in 0..2 {
+        let t = 100 * MS + i * 250 * MS;
+        let c = tr.conn(CLIENT, SERVER, 80);
+        tr.handshake(t, &c, RTT);
+        tr.exchange_and_close(t, &c, RTT);
+    }
+    let c = tr.conn(CLIENT, SERVER, 81);
+    tr.syn(700 * MS, &c);
+    tr.rst_ack(700 * MS + RTT, &c, c.cisn.wrapping_add(1));
+    let c = tr.conn(CLIENT6, SERVER6, 443);
+    tr.handshake(900 * MS, &c, RTT);
+    tr.background(1_200 * MS);
+    tr.to_pcap_cut(OLD_TCPDUMP_SNAPLEN)
+}
+
+fn multilink() -> Vec<u8> {
+    let mut eth = Trace::new(Link::Ethernet, 16);
+    eth.background(0);
+    let c = eth.conn(CLIENT, SERVER, 80);
+    eth.handshake(100 * MS, &c, RTT);
+    eth.exchange_and_close(100 * MS, &c, RTT);
+    // The tunnel: its own client address, frames starting at the IP header.
+    let mut tun = Trace::new(Link::Raw, 17);
+    let c = tun.conn(Addr::V4([10, 8, 0, 2]), SERVER, 443);
+    // Interleaved with the Ethernet handshake, a nanosecond off the
+    // microsecond grid to show the interface's resolution.
+    tun.handshake(100 * MS + RTT / 2 + 1, &c, RTT);
+    // An 802.11 data frame header (IEEE 802.11-2020 9.3.2.1): frame control,
+    // duration, three addresses, sequence control; tcpeek does not decode
+    // this link type.
+    let mut wifi = vec![0x08, 0x01, 0, 0];
+    wifi.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x10]);
+    wifi.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
+    wifi.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x12]);
+    wifi.extend_from_slice(&[0, 0]);
+    wifi.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]); // LLC/SNAP, IPv4
+    let mut ng = Pcapng::new();
+    ng.interface(DLT_EN10MB, 6);
+    ng.interface(DLT_RAW, 9);
+    ng.interface(DLT_IEEE802_11, 6);
+    let mut frames: Vec<(u64, u32, &[u8])> = Vec::new();
+    frames.extend(eth.frames.iter().map(|(t, f)| (*t, 0, &f[..])));
+    frames.extend(tun.frames.iter().map(|(t, f)| (*t, 1, &f[..])));
+    frames.push((50 * MS, 2, &wifi[..]));
+    frames.sort_by_key(|&(t, iface, _)| (t, iface));
+    for (t, iface, frame) in frames {
+        ng.packet(iface, START * SEC + t, frame);
+    }
+    ng.out
+}
+
+/// A pcapng writer (draft-ietf-opsawg-pcapng): one little-endian section,
+/// interfaces with their timestamp resolution, Enhanced Packet Blocks. Each
+/// block is type, total length, body padded to 32 bits, total length.
+struct Pcapng {
+    out: Vec<u8>,
+    /// `if_tsresol` (a power of 10) of each interface.
+    tsresol: Vec<u8>,
+}
+
+impl Pcapng {
+    /// Block types (the draft's Block Type Codes) and the IDB options used
+    /// (section 4.2).
+    const SHB: u32 = 0x0a0d_0d0a;
+    const IDB: u32 = 1;
+    const EPB: u32 = 6;
+    const IF_TSRESOL: u16 = 9;
+    const OPT_ENDOFOPT: u16 = 0;
+
+    /// A file with its Section Header Block: byte-order magic, version 1.0,
+    /// section length unknown (-1).
+    fn new() -> Pcapng {
+        let mut ng = Pcapng {
+            out: Vec::new(),
+            tsresol: Vec::new(),
+        };
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        ng.block(Self::SHB, &shb);
+        ng
+    }
+
+    fn block(&mut self, kind: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = u32::try_from(12 + padded).expect("fixture block fits");
+        self.out.extend_from_slice(&kind.to_le_bytes());
+        self.out.extend_from_slice(&total.to_le_bytes());
+        self.out.extend_from_slice(body);
+        self.out.resize(self.out.len() + padded - body.len(), 0);
+        self.out.extend_from_slice(&total.to_le_bytes());
+    }
+
+    /// An Interface Description Block: link type, reserved, snapshot
+    /// length, and `if_tsresol` unless it is the default (6, microseconds).
+    fn interface(&mut self, dlt: u32, tsresol: u8) {
+        let dlt = u16::try_from(dlt).expect("IDB link types are 16 bits");
+        let mut idb = dlt.to_le_bytes().to_vec();
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&262_144u32.to_le_bytes());
+        if tsresol != 6 {
+            idb.extend_from_slice(&Self::IF_TSRESOL.to_le_bytes());
+            idb.extend_from_slice(&1u16.to_le_bytes());
+            idb.extend_from_slice(&[tsresol, 0, 0, 0]);
+            idb.extend_from_slice(&Self::OPT_ENDOFOPT.to_le_bytes());
+            idb.extend_from_slice(&0u16.to_le_bytes());
+        }
+        self.block(Self::IDB, &idb);
+        self.tsresol.push(tsresol);
+    }
+
+    /// An Enhanced Packet Block on `iface` at `ns` since the epoch, in the
+    /// interface's resolution; the whole frame is captured.
+    fn packet(&mut self, iface: u32, ns: u64, frame: &[u8]) {
+        let units = match self.tsresol[iface as usize] {
+            9 => ns,
+            r => ns / 10u64.pow(9 - u32::from(r)),
+        };
+        let len = u32::try_from(frame.len()).expect("fixture frame fits");
+        let mut epb = iface.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(units as u32).to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(frame);
+        self.block(Self::EPB, &epb);
     }
 }

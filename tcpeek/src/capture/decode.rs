@@ -18,9 +18,14 @@
 //!   (RFC 792, RFC 4443 section 3.1), described by the *quoted* segment.
 //!
 //! Snaplen: a frame may be cut short by the capture (`frame.len() <
-//! wire_len`). Headers must still be complete; lengths (`payload_len`) come
-//! from the IP header, not from what was captured, and transport checksums
-//! are only verified when the whole segment is present.
+//! wire_len`). Link and IP headers must still be complete; lengths
+//! (`payload_len`) come from the IP header, not from what was captured, and
+//! transport checksums are only verified when the whole segment is present.
+//! The TCP header may be cut after its fixed 20 bytes: old tcpdump defaults
+//! (`-s 68`, `-s 54`) cut the options off every SYN, and the handshake
+//! verdict needs only ports, sequence and acknowledgement numbers, data
+//! offset and flags (RFC 9293 section 3.1). Such frames decode, and
+//! [`Decoded::header_cut`] says so, so that the capture can count them.
 
 use etherparse::{
     checksum::Sum16BitWords, err, ip_number, Ethernet2Header, Ethernet2HeaderSlice,
@@ -126,6 +131,24 @@ pub enum DecodeError {
     },
 }
 
+/// A relevant frame, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub event: Event,
+    /// The capture cut the TCP header short (inside its options); the event
+    /// comes from the fixed 20-byte header.
+    pub header_cut: bool,
+}
+
+impl Decoded {
+    fn whole(event: Event) -> Decoded {
+        Decoded {
+            event,
+            header_cut: false,
+        }
+    }
+}
+
 /// Turns frames of one link type into events.
 #[derive(Clone, Debug)]
 pub struct Decoder {
@@ -163,6 +186,10 @@ const ICMP_HEADER_LEN: usize = 8;
 const QUOTED_TCP_MIN: usize = 8;
 /// Offset of the flags byte in the TCP header (RFC 9293 section 3.1).
 const TCP_FLAGS_OFFSET: usize = 13;
+/// The TCP header without options (RFC 9293 section 3.1): ports, sequence
+/// and acknowledgement numbers, data offset, flags, window, checksum,
+/// urgent pointer.
+const TCP_FIXED_LEN: usize = 20;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMPV6_DEST_UNREACH: u8 = 1;
 
@@ -182,6 +209,8 @@ struct Transport<'a> {
     segment: &'a [u8],
     /// Length of the transport segment according to the IP header.
     declared_len: usize,
+    /// The capture cut the segment short of `declared_len`.
+    cut: bool,
     /// The whole segment is present and not an IP fragment, so a transport
     /// checksum can be verified.
     verifiable: bool,
@@ -211,9 +240,20 @@ impl Decoder {
         frame: &[u8],
         wire_len: usize,
     ) -> Result<Option<Event>, DecodeError> {
+        Ok(self.decode_frame(ts_ns, frame, wire_len)?.map(|d| d.event))
+    }
+
+    /// [`Decoder::decode`], also saying whether the TCP header was cut short
+    /// by the capture (see the module documentation).
+    pub fn decode_frame(
+        &self,
+        ts_ns: u64,
+        frame: &[u8],
+        wire_len: usize,
+    ) -> Result<Option<Decoded>, DecodeError> {
         if self.link == LinkType::Ethernet && self.checksum == ChecksumMode::None {
             if let Some(ev) = fast_ethernet_tcp(frame) {
-                return Ok(Some(Event { ts_ns, ..ev }));
+                return Ok(Some(Decoded::whole(Event { ts_ns, ..ev })));
             }
         }
         self.decode_full(ts_ns, frame, wire_len)
@@ -225,7 +265,7 @@ impl Decoder {
         ts_ns: u64,
         frame: &[u8],
         wire_len: usize,
-    ) -> Result<Option<Event>, DecodeError> {
+    ) -> Result<Option<Decoded>, DecodeError> {
         let (ethertype, rest, direction) = match self.link {
             LinkType::Ethernet => {
                 let eth = Ethernet2HeaderSlice::from_slice(frame)
@@ -283,14 +323,14 @@ impl Decoder {
             ETHERTYPE_IPV6 => self.ipv6(&packet)?,
             _ => None,
         };
-        Ok(event.map(|mut ev| {
-            ev.ts_ns = ts_ns;
-            ev.direction = direction;
-            ev
+        Ok(event.map(|mut d| {
+            d.event.ts_ns = ts_ns;
+            d.event.direction = direction;
+            d
         }))
     }
 
-    fn ipv4(&self, pkt: &NetPacket<'_>) -> Result<Option<Event>, DecodeError> {
+    fn ipv4(&self, pkt: &NetPacket<'_>) -> Result<Option<Decoded>, DecodeError> {
         const LAYER: &str = "IPv4 header";
         let ip = Ipv4HeaderSlice::from_slice(pkt.bytes).map_err(|e| match e {
             err::ipv4::HeaderSliceError::Len(e) => len_err(LAYER, e),
@@ -336,6 +376,7 @@ impl Decoder {
         let transport = Transport {
             segment,
             declared_len: total_len.saturating_sub(header_len + ext_len),
+            cut: !complete,
             verifiable: complete && !fragmented,
         };
 
@@ -343,7 +384,7 @@ impl Decoder {
         let dst4 = ip.destination();
         let event = match proto {
             ip_number::TCP => tcp_event(&transport, v4_addr(src4), v4_addr(dst4), FAMILY_V4)?,
-            ip_number::ICMP => icmp4_event(transport.segment)?,
+            ip_number::ICMP => icmp4_event(transport.segment)?.map(Decoded::whole),
             _ => None,
         };
         let Some(event) = event else {
@@ -376,7 +417,7 @@ impl Decoder {
         Ok(Some(event))
     }
 
-    fn ipv6(&self, pkt: &NetPacket<'_>) -> Result<Option<Event>, DecodeError> {
+    fn ipv6(&self, pkt: &NetPacket<'_>) -> Result<Option<Decoded>, DecodeError> {
         const LAYER: &str = "IPv6 header";
         let ip = Ipv6HeaderSlice::from_slice(pkt.bytes).map_err(|e| match e {
             err::ipv6::HeaderSliceError::Len(e) => len_err(LAYER, e),
@@ -402,6 +443,7 @@ impl Decoder {
         let transport = Transport {
             segment: upper.payload,
             declared_len: payload_len.saturating_sub(upper.ext_len),
+            cut: !complete,
             // RFC 8200 section 8.1: with a routing header the pseudo-header
             // holds the final destination, which only the routing header
             // knows; skip verification rather than guess.
@@ -412,7 +454,7 @@ impl Decoder {
         let dst = ip.destination();
         let event = match proto {
             ip_number::TCP => tcp_event(&transport, src, dst, FAMILY_V6)?,
-            ip_number::IPV6_ICMP => icmp6_event(transport.segment)?,
+            ip_number::IPV6_ICMP => icmp6_event(transport.segment)?.map(Decoded::whole),
             _ => None,
         };
         let Some(event) = event else {
@@ -571,16 +613,23 @@ fn tcp_event(
     saddr: [u8; 16],
     daddr: [u8; 16],
     family: u8,
-) -> Result<Option<Event>, DecodeError> {
+) -> Result<Option<Decoded>, DecodeError> {
     const LAYER: &str = "TCP header";
-    let tcp = TcpHeaderSlice::from_slice(transport.segment).map_err(|e| match e {
-        err::tcp::HeaderSliceError::Len(e) => len_err(LAYER, e),
-        err::tcp::HeaderSliceError::Content(e) => malformed(LAYER, e),
-    })?;
+    let tcp = match TcpHeaderSlice::from_slice(transport.segment) {
+        Ok(tcp) => tcp,
+        // The capture cut the options off: the fixed header is enough.
+        Err(err::tcp::HeaderSliceError::Len(_))
+            if transport.cut && transport.segment.len() >= TCP_FIXED_LEN =>
+        {
+            return fixed_tcp_event(transport, saddr, daddr, family).map(Some);
+        }
+        Err(err::tcp::HeaderSliceError::Len(e)) => return Err(len_err(LAYER, e)),
+        Err(err::tcp::HeaderSliceError::Content(e)) => return Err(malformed(LAYER, e)),
+    };
     let header_len = tcp.slice().len();
     let flags = tcp.slice().get(TCP_FLAGS_OFFSET).copied().unwrap_or(0);
     let payload = transport.declared_len.saturating_sub(header_len);
-    Ok(Some(Event {
+    Ok(Some(Decoded::whole(Event {
         saddr,
         daddr,
         seq: tcp.sequence_number(),
@@ -592,7 +641,46 @@ fn tcp_event(
         family,
         tcp_flags: flags,
         ..Event::ZERO
-    }))
+    })))
+}
+
+/// The event of a TCP segment whose header the capture cut after the fixed
+/// 20 bytes (the caller checked there are at least that many). The data
+/// offset must still be possible (RFC 9293 section 3.1: at least 5 words),
+/// and the payload length comes from the IP length minus the data offset,
+/// as for a whole header.
+fn fixed_tcp_event(
+    transport: &Transport<'_>,
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+    family: u8,
+) -> Result<Decoded, DecodeError> {
+    let head = need(transport.segment, TCP_FIXED_LEN, "TCP header")?;
+    let be32 = |at: usize| u32::from_be_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let data_offset = usize::from(head[12] >> 4) * 4;
+    if data_offset < TCP_FIXED_LEN {
+        return Err(DecodeError::Malformed {
+            layer: "TCP header",
+            reason: format!("data offset {data_offset} is shorter than the 20-byte header"),
+        });
+    }
+    let payload = transport.declared_len.saturating_sub(data_offset);
+    Ok(Decoded {
+        event: Event {
+            saddr,
+            daddr,
+            seq: be32(4),
+            ack: be32(8),
+            sport: be16(head, 0),
+            dport: be16(head, 2),
+            payload_len: u16::try_from(payload).unwrap_or(u16::MAX),
+            kind: KIND_TCP,
+            family,
+            tcp_flags: head[TCP_FLAGS_OFFSET],
+            ..Event::ZERO
+        },
+        header_cut: true,
+    })
 }
 
 /// ICMP destination unreachable (type 3, any code) quoting IPv4 + TCP.
@@ -1612,23 +1700,183 @@ mod tests {
             ]
         }
 
+        /// Where the TCP header starts in each of [`frames`].
+        fn tcp_offset(link: LinkType, frame: &[u8]) -> usize {
+            let ip = match link {
+                LinkType::Ethernet => 14,
+                LinkType::LinuxSll => SLL_LEN,
+                LinkType::LinuxSll2 => SLL2_LEN,
+                LinkType::RawIp => 0,
+            };
+            match frame[ip] >> 4 {
+                4 => ip + 20,
+                // The hop-by-hop header of the extension-header frame.
+                _ if frame[ip + 6] == 0 => ip + IPV6_HEADER_LEN + 8,
+                _ => ip + IPV6_HEADER_LEN,
+            }
+        }
+
         #[test]
-        fn every_prefix_of_a_syn_is_an_error_or_nothing() {
+        fn every_prefix_of_a_syn_is_an_error_or_nothing_unless_the_capture_cut_the_options() {
             for (link, frame) in frames() {
+                let whole = decode(link, &frame).unwrap().unwrap();
+                let fixed_end = tcp_offset(link, &frame) + TCP_FIXED_LEN;
                 for mode in [ChecksumMode::None, ChecksumMode::IpTcp] {
                     let d = Decoder::new(link, mode);
                     for n in 0..frame.len() {
-                        for wire in [n, frame.len()] {
-                            let r = d.decode(TS, &frame[..n], wire);
+                        // Not cut by the capture: the frame itself is short.
+                        let r = d.decode(TS, &frame[..n], n);
+                        assert!(
+                            matches!(r, Err(_) | Ok(None)),
+                            "{link:?} prefix {n} not cut: {r:?}"
+                        );
+                        // Cut by the capture: decodes once the fixed TCP
+                        // header is whole, to the same event.
+                        let r = d.decode_frame(TS, &frame[..n], frame.len());
+                        if n >= fixed_end {
+                            let got = r.unwrap().unwrap();
+                            assert!(got.header_cut, "{link:?} prefix {n}");
+                            assert_eq!(got.event, whole, "{link:?} prefix {n}");
+                        } else {
                             assert!(
                                 matches!(r, Err(_) | Ok(None)),
-                                "{link:?} prefix {n} wire {wire}: {r:?}"
+                                "{link:?} prefix {n} cut: {r:?}"
                             );
                         }
                     }
-                    assert!(matches!(d.decode(TS, &frame, frame.len()), Ok(Some(_))));
+                    let r = d.decode_frame(TS, &frame, frame.len()).unwrap().unwrap();
+                    assert!(!r.header_cut);
                 }
             }
+        }
+
+        /// `tcpdump -s 54` and `-s 68` (old defaults) cut the options off
+        /// every SYN, and these SYNs were all counted as malformed.
+        #[test]
+        fn ipv4_syn_cut_at_54_and_68_bytes_decodes_from_the_fixed_header() {
+            let frame = eth_syn4();
+            assert_eq!(frame.len(), 74, "40-byte TCP header with options");
+            for snap in [54, 68] {
+                let d = Decoder::new(LinkType::Ethernet, ChecksumMode::None)
+                    .decode_frame(TS, &frame[..snap], frame.len())
+                    .unwrap()
+                    .unwrap();
+                assert!(d.header_cut, "-s {snap}");
+                assert_syn4(&d.event);
+            }
+        }
+
+        #[test]
+        fn ipv6_syn_cut_inside_the_fixed_tcp_header_is_still_truncated() {
+            // Ethernet 14 + IPv6 40 leave 0 and 14 bytes of TCP at -s 54 and
+            // -s 68: not enough for ports, numbers and flags.
+            let frame = eth(ETHERTYPE_IPV6, &ip6_syn());
+            for (snap, available) in [(54, 0), (68, 14)] {
+                assert_eq!(
+                    Decoder::new(LinkType::Ethernet, ChecksumMode::None).decode(
+                        TS,
+                        &frame[..snap],
+                        frame.len()
+                    ),
+                    Err(DecodeError::Truncated {
+                        layer: "TCP header",
+                        needed: 20,
+                        available
+                    }),
+                    "-s {snap}"
+                );
+            }
+        }
+
+        #[test]
+        fn ipv6_syn_cut_after_the_fixed_tcp_header_decodes() {
+            let frame = eth(ETHERTYPE_IPV6, &ip6_syn());
+            assert_eq!(frame.len(), 94);
+            for snap in [74, 88] {
+                let d = Decoder::new(LinkType::Ethernet, ChecksumMode::None)
+                    .decode_frame(TS, &frame[..snap], frame.len())
+                    .unwrap()
+                    .unwrap();
+                assert!(d.header_cut);
+                assert_eq!((d.event.sport, d.event.dport), (40000, 443));
+                assert_eq!((d.event.seq, d.event.tcp_flags), (ISN, SYN));
+                assert_eq!(d.event.family, FAMILY_V6);
+            }
+        }
+
+        #[test]
+        fn ipv4_syn_cut_in_the_middle_of_the_fixed_header_is_truncated() {
+            let frame = eth_syn4();
+            let r = Decoder::new(LinkType::Ethernet, ChecksumMode::None).decode(
+                TS,
+                &frame[..44],
+                frame.len(),
+            );
+            assert_eq!(
+                r,
+                Err(DecodeError::Truncated {
+                    layer: "TCP header",
+                    needed: 20,
+                    available: 10
+                })
+            );
+        }
+
+        #[test]
+        fn tcp_header_shorter_than_its_data_offset_without_a_cut_is_malformed() {
+            // The IP length ends the packet 10 bytes into the 40-byte TCP
+            // header, and the frame is whole: the sender's fault, not the
+            // capture's.
+            let mut ip = ip4_syn();
+            ip.truncate(20 + 30);
+            ip[2..4].copy_from_slice(&50u16.to_be_bytes());
+            fix_ip4_checksum(&mut ip);
+            let frame = eth(ETHERTYPE_IPV4, &ip);
+            let r = decode(LinkType::Ethernet, &frame);
+            assert!(matches!(r, Err(DecodeError::Truncated { .. })), "{r:?}");
+        }
+
+        #[test]
+        fn cut_segment_payload_length_comes_from_the_ip_length() {
+            // A TCP Fast Open SYN carrying 100 bytes, cut at -s 68.
+            let b = PacketBuilder::ethernet2(MAC_C, MAC_S)
+                .ipv4(C4, S4, 64)
+                .tcp(40000, 80, ISN, 64240)
+                .syn()
+                .options(&SYN_OPTIONS)
+                .unwrap();
+            let mut v = Vec::new();
+            b.write(&mut v, &[0x55; 100]).unwrap();
+            let d = Decoder::new(LinkType::Ethernet, ChecksumMode::IpTcp)
+                .decode_frame(TS, &v[..68], v.len())
+                .unwrap()
+                .unwrap();
+            assert!(d.header_cut);
+            assert_eq!(d.event.payload_len, 100);
+        }
+
+        #[test]
+        fn cut_segment_with_an_impossible_data_offset_is_malformed() {
+            let mut frame = eth_syn4();
+            frame[14 + 20 + 12] = 0x40; // 16 bytes
+            let r = Decoder::new(LinkType::Ethernet, ChecksumMode::None).decode(
+                TS,
+                &frame[..68],
+                frame.len(),
+            );
+            assert!(matches!(r, Err(DecodeError::Malformed { .. })), "{r:?}");
+        }
+
+        #[test]
+        fn checksum_mode_2_does_not_verify_a_cut_segment() {
+            // Only whole segments can be verified; a cut one is accepted
+            // even with a wrong checksum, as a cut payload always was.
+            let mut frame = eth_syn4();
+            frame[14 + 20 + 16] ^= 0xff;
+            let d = Decoder::new(LinkType::Ethernet, ChecksumMode::IpTcp);
+            assert!(d.decode(TS, &frame, frame.len()).is_err());
+            let cut = d.decode_frame(TS, &frame[..68], frame.len()).unwrap();
+            assert!(cut.unwrap().header_cut);
         }
 
         #[test]
@@ -1904,9 +2152,10 @@ mod tests {
                 let full = d.decode_full(7, &buf, wire);
                 if let Some(ev) = fast_ethernet_tcp(&buf) {
                     fast += 1;
-                    assert_eq!(full, Ok(Some(Event { ts_ns: 7, ..ev })), "frame {buf:02x?}");
+                    let ev = Decoded::whole(Event { ts_ns: 7, ..ev });
+                    assert_eq!(full, Ok(Some(ev)), "frame {buf:02x?}");
                 }
-                assert_eq!(d.decode(7, &buf, wire), full, "frame {buf:02x?}");
+                assert_eq!(d.decode_frame(7, &buf, wire), full, "frame {buf:02x?}");
                 total += 1;
             }
             assert!(

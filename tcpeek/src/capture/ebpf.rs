@@ -129,6 +129,8 @@ impl From<EbpfStats> for CaptureStats {
             drop: s.ringbuf_full,
             ifdrop: s.map_full,
             malformed: s.bad_records,
+            // The kernel classifier reads whole packets: nothing is cut.
+            truncated: 0,
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Capture: where events come from.
 //!
 //! Each backend turns what it captured into [`tcpeek_common::Event`]s and
-//! reports what it saw and what it could not deliver as [`CaptureStats`].
+//! reports what it saw and what it could not deliver as [`CaptureStats`]:
+//! live interfaces through libpcap (`pcap`) or eBPF (`ebpf`), capture files
+//! through `file`. libpcap frames and file frames go through the same
+//! [`decode::Decoder`].
 
 pub mod clock;
 pub mod decode;
 pub mod ebpf;
+pub mod file;
 pub mod pcap;
 
 /// What a capture backend saw and lost, reported in the summary and on the
@@ -24,4 +28,8 @@ pub struct CaptureStats {
     /// Frames that could not be decoded (truncated, malformed, unsupported
     /// link layer) or failed the `-c` checksum check.
     pub malformed: u64,
+    /// Frames whose headers were cut short by the snapshot length but whose
+    /// fixed TCP header was decoded (see `decode.rs`); also counted in
+    /// `recv`, not in `malformed`.
+    pub truncated: u64,
 }

@@ -1,4 +1,5 @@
-//! The libpcap capture backend: live interfaces and capture files.
+//! The libpcap capture backend: live interfaces. (Capture files are read
+//! without libpcap, in file.rs.)
 //!
 //! Opens a libpcap handle (through the `pcap` crate), installs a kernel
 //! filter that lets through only what tcpeek can use, and turns each frame
@@ -8,16 +9,14 @@
 //! stops a capture.
 //!
 //! Time: timestamps are requested in nanoseconds (`pcap_set_tstamp_precision`
-//! (3PCAP)); capture files are read with nanosecond precision too, so a
-//! microsecond file is scaled by libpcap. Events carry the packet's own time,
-//! which for a file is the time it was recorded.
+//! (3PCAP)), falling back to microseconds where a device cannot. Events
+//! carry the packet's own time.
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pcap::{Activated, Active, Capture, Device, Linktype, Offline, Precision};
+use pcap::{Activated, Active, Capture, Device, Linktype, Precision};
 use tcpeek_common::Event;
 
 use super::decode::{ChecksumMode, DecodeError, Decoder, LinkType};
@@ -77,9 +76,10 @@ pub struct LiveOptions {
 pub enum Next {
     /// A relevant packet.
     Event(Event),
-    /// Live capture: nothing relevant arrived within the read timeout.
+    /// Nothing relevant arrived within the read timeout.
     Timeout,
-    /// Capture file: no more packets.
+    /// libpcap has no more packets (`pcap_next_ex(3PCAP)` returned
+    /// `PCAP_ERROR_BREAK`), or an error was reported before.
     Eof,
 }
 
@@ -102,14 +102,6 @@ pub enum CaptureError {
     BufferTooLarge { interface: String, buffer_mb: u32 },
     #[error("cannot read from {interface}: {detail}")]
     Read { interface: String, detail: String },
-    #[error("cannot open {}: {detail}", path.display())]
-    OpenFile { path: PathBuf, detail: String },
-    #[error("cannot open {}: not a pcap or pcapng capture file ({detail})", path.display())]
-    NotACaptureFile { path: PathBuf, detail: String },
-    #[error("{}: capture file is truncated: {detail}", path.display())]
-    TruncatedFile { path: PathBuf, detail: String },
-    #[error("cannot read {}: {detail}", path.display())]
-    ReadFile { path: PathBuf, detail: String },
     #[error("{source_name}: unsupported link type {dlt} ({name}); tcpeek decodes Ethernet, Linux cooked v1/v2 and raw IP")]
     UnsupportedLinkType {
         source_name: String,
@@ -118,17 +110,14 @@ pub enum CaptureError {
     },
 }
 
-enum Handle {
-    /// A non-blocking live handle and its selectable descriptor.
-    Live(Capture<Active>, RawFd),
-    File(Capture<Offline>),
-}
-
 /// A libpcap capture producing [`Event`]s.
 pub struct PcapCapture {
-    handle: Handle,
+    /// A non-blocking live handle.
+    cap: Capture<Active>,
+    /// Its selectable descriptor.
+    fd: RawFd,
     decoder: Decoder,
-    /// Interface name (live) or file path (file), for messages.
+    /// Interface name, for messages.
     source_name: String,
     interface: Option<String>,
     snaplen: i32,
@@ -137,17 +126,14 @@ pub struct PcapCapture {
     filter: Option<&'static str>,
     /// Whether timestamps come in nanoseconds (else microseconds).
     nanos: bool,
-    /// Frames read from a file.
-    frames: u64,
-    /// Time of the last frame read, relevant or not (ns since the epoch).
-    last_frame_ns: Option<u64>,
     malformed: u64,
+    truncated: u64,
     last_malformed: Option<DecodeError>,
     /// Live counters, widened from libpcap's wrapping 32-bit ones.
     recv: Counter,
     drop: Counter,
     ifdrop: Counter,
-    /// A read error or the end of a file was reported; later reads are Eof.
+    /// A read error or the end was reported; later reads are Eof.
     done: bool,
 }
 
@@ -200,16 +186,16 @@ impl PcapCapture {
         let fd = cap.as_raw_fd();
         Ok(PcapCapture {
             decoder: Decoder::new(link, opts.checksum),
-            handle: Handle::Live(cap, fd),
+            cap,
+            fd,
             source_name: interface.clone(),
             interface: Some(interface),
             snaplen,
             buffer_mb: opts.buffer_mb,
             filter,
             nanos,
-            frames: 0,
-            last_frame_ns: None,
             malformed: 0,
+            truncated: 0,
             last_malformed: None,
             recv: Counter::default(),
             drop: Counter::default(),
@@ -218,74 +204,7 @@ impl PcapCapture {
         })
     }
 
-    /// Opens a pcap or pcapng file.
-    pub fn open_file(path: &Path, checksum: ChecksumMode) -> Result<PcapCapture, CaptureError> {
-        // The pcap crate takes the path as UTF-8 and would otherwise pass a
-        // null name to libpcap.
-        if path.to_str().is_none() {
-            return Err(CaptureError::OpenFile {
-                path: path.to_owned(),
-                detail: "the path is not valid UTF-8".to_owned(),
-            });
-        }
-        // Check what fopen(3) would trip over ourselves: libpcap's messages
-        // repeat the path, describe an empty file as a truncated header, and
-        // a directory opens and then fails confusingly.
-        let detail = match std::fs::metadata(path) {
-            Err(e) => Some(e.to_string()),
-            Ok(m) if m.is_dir() => Some("is a directory".to_owned()),
-            Ok(m) if m.len() == 0 => Some("the file is empty".to_owned()),
-            Ok(_) => None,
-        };
-        if let Some(detail) = detail {
-            return Err(CaptureError::OpenFile {
-                path: path.to_owned(),
-                detail,
-            });
-        }
-        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
-            let detail = pcap_detail(&e);
-            // libpcap's pcap_open_offline(3PCAP) says "unknown file format"
-            // (or "bad dump file format") for anything that is neither pcap
-            // nor pcapng; other messages come from fopen(3).
-            if detail.contains("file format") {
-                CaptureError::NotACaptureFile {
-                    path: path.to_owned(),
-                    detail,
-                }
-            } else {
-                CaptureError::OpenFile {
-                    path: path.to_owned(),
-                    detail,
-                }
-            }
-        })?;
-        let source_name = path.display().to_string();
-        let (link, _) = link_type(&cap, &source_name)?;
-        let snaplen = ffi::snapshot(&cap).unwrap_or(0);
-        Ok(PcapCapture {
-            decoder: Decoder::new(link, checksum),
-            handle: Handle::File(cap),
-            source_name,
-            interface: None,
-            snaplen,
-            buffer_mb: 0,
-            filter: None,
-            // Files are opened with nanosecond precision: libpcap scales
-            // microsecond files.
-            nanos: true,
-            frames: 0,
-            last_frame_ns: None,
-            malformed: 0,
-            last_malformed: None,
-            recv: Counter::default(),
-            drop: Counter::default(),
-            ifdrop: Counter::default(),
-            done: false,
-        })
-    }
-
-    /// The interface of a live capture; `None` for a file.
+    /// The interface captured on.
     pub fn interface(&self) -> Option<&str> {
         self.interface.as_deref()
     }
@@ -296,29 +215,20 @@ impl PcapCapture {
     }
 
     /// The startup line, worded like tcpdump's:
-    /// `listening on eth0, link-type EN10MB (Ethernet), capture size 256 bytes, buffer size 2 MB`
-    /// or `reading from file x.pcap, link-type EN10MB (Ethernet), snapshot length 65535`.
-    /// A live capture without a kernel filter says so at the end.
+    /// `listening on eth0, link-type EN10MB (Ethernet), capture size 256 bytes, buffer size 2 MB`.
+    /// A capture without a kernel filter says so at the end.
     pub fn banner(&self) -> String {
         let link = self.decoder.link().name();
-        match &self.handle {
-            Handle::Live(..) => {
-                let mut line = format!(
-                    "listening on {}, link-type {link}, capture size {} bytes, buffer size {} MB",
-                    self.source_name, self.snaplen, self.buffer_mb
-                );
-                match self.filter {
-                    Some(f) if f == FILTERS[0] => {}
-                    Some(f) => line.push_str(&format!(", kernel filter '{f}'")),
-                    None => line.push_str(", no kernel filter"),
-                }
-                line
-            }
-            Handle::File(_) => format!(
-                "reading from file {}, link-type {link}, snapshot length {}",
-                self.source_name, self.snaplen
-            ),
+        let mut line = format!(
+            "listening on {}, link-type {link}, capture size {} bytes, buffer size {} MB",
+            self.source_name, self.snaplen, self.buffer_mb
+        );
+        match self.filter {
+            Some(f) if f == FILTERS[0] => {}
+            Some(f) => line.push_str(&format!(", kernel filter '{f}'")),
+            None => line.push_str(", no kernel filter"),
         }
+        line
     }
 
     /// The next relevant event. Irrelevant frames are skipped; frames that do
@@ -340,22 +250,16 @@ impl PcapCapture {
         let mut started: Option<Instant> = None;
         let mut skipped = 0u32;
         loop {
-            let (live, result) = match &mut self.handle {
-                Handle::Live(cap, fd) => {
-                    let result = cap.next_packet();
-                    if let Err(pcap::Error::TimeoutExpired) = result {
-                        // Nothing buffered (non-blocking read).
-                        let started = *started.get_or_insert_with(Instant::now);
-                        let left = MAX_WAIT.saturating_sub(started.elapsed());
-                        if left.is_zero() || !wait_readable(*fd, left) {
-                            return Ok(Next::Timeout);
-                        }
-                        continue;
-                    }
-                    (true, result)
+            let result = self.cap.next_packet();
+            if let Err(pcap::Error::TimeoutExpired) = result {
+                // Nothing buffered (non-blocking read).
+                let started = *started.get_or_insert_with(Instant::now);
+                let left = MAX_WAIT.saturating_sub(started.elapsed());
+                if left.is_zero() || !wait_readable(self.fd, left) {
+                    return Ok(Next::Timeout);
                 }
-                Handle::File(cap) => (false, cap.next_packet()),
-            };
+                continue;
+            }
             let packet = match result {
                 Ok(packet) => packet,
                 Err(pcap::Error::TimeoutExpired) => return Ok(Next::Timeout),
@@ -365,29 +269,12 @@ impl PcapCapture {
                 }
                 Err(e) => {
                     self.done = true;
-                    let detail = pcap_detail(&e);
-                    return Err(match &self.handle {
-                        Handle::Live(..) => CaptureError::Read {
-                            interface: self.source_name.clone(),
-                            detail,
-                        },
-                        // pcap_next_ex(3PCAP) on a cut-off record: "truncated
-                        // dump file; tried to read N captured bytes, only got
-                        // M" (pcap) or "truncated pcapng dump file" (pcapng).
-                        Handle::File(_) if detail.contains("truncated") => {
-                            CaptureError::TruncatedFile {
-                                path: PathBuf::from(&self.source_name),
-                                detail,
-                            }
-                        }
-                        Handle::File(_) => CaptureError::ReadFile {
-                            path: PathBuf::from(&self.source_name),
-                            detail,
-                        },
+                    return Err(CaptureError::Read {
+                        interface: self.source_name.clone(),
+                        detail: pcap_detail(&e),
                     });
                 }
             };
-            self.frames += 1;
             #[allow(
                 clippy::useless_conversion,
                 reason = "time_t and suseconds_t are 32-bit on some targets"
@@ -397,10 +284,12 @@ impl PcapCapture {
                 i64::from(packet.header.ts.tv_usec),
                 self.nanos,
             );
-            self.last_frame_ns = Some(ts);
             let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
-            match self.decoder.decode(ts, packet.data, wire_len) {
-                Ok(Some(event)) => return Ok(Next::Event(event)),
+            match self.decoder.decode_frame(ts, packet.data, wire_len) {
+                Ok(Some(d)) => {
+                    self.truncated += u64::from(d.header_cut);
+                    return Ok(Next::Event(d.event));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     self.malformed += 1;
@@ -408,8 +297,7 @@ impl PcapCapture {
                 }
             }
             skipped += 1;
-            if live
-                && skipped.is_multiple_of(64)
+            if skipped.is_multiple_of(64)
                 && started.get_or_insert_with(Instant::now).elapsed() >= MAX_WAIT
             {
                 return Ok(Next::Timeout);
@@ -417,38 +305,23 @@ impl PcapCapture {
         }
     }
 
-    /// Counters: live, libpcap's `pcap_stats(3PCAP)` (received, dropped by
-    /// libpcap/kernel buffer, dropped by the interface) plus malformed; for a
-    /// file, frames read and no drops.
+    /// Counters: libpcap's `pcap_stats(3PCAP)` (received, dropped by the
+    /// libpcap/kernel buffer, dropped by the interface) plus malformed and
+    /// truncated.
     pub fn stats(&mut self) -> CaptureStats {
-        match &mut self.handle {
-            Handle::Live(cap, _) => {
-                // On failure keep the last values: stats are informational.
-                if let Ok(s) = cap.stats() {
-                    self.recv.update(s.received);
-                    self.drop.update(s.dropped);
-                    self.ifdrop.update(s.if_dropped);
-                }
-                CaptureStats {
-                    recv: self.recv.total,
-                    drop: self.drop.total,
-                    ifdrop: self.ifdrop.total,
-                    malformed: self.malformed,
-                }
-            }
-            Handle::File(_) => CaptureStats {
-                recv: self.frames,
-                drop: 0,
-                ifdrop: 0,
-                malformed: self.malformed,
-            },
+        // On failure keep the last values: stats are informational.
+        if let Ok(s) = self.cap.stats() {
+            self.recv.update(s.received);
+            self.drop.update(s.dropped);
+            self.ifdrop.update(s.if_dropped);
         }
-    }
-
-    /// Time of the last frame read, relevant or not: for a capture file, how
-    /// far packet time has advanced.
-    pub fn last_frame_ns(&self) -> Option<u64> {
-        self.last_frame_ns
+        CaptureStats {
+            recv: self.recv.total,
+            drop: self.drop.total,
+            ifdrop: self.ifdrop.total,
+            malformed: self.malformed,
+            truncated: self.truncated,
+        }
     }
 
     /// Why the most recent malformed frame was rejected (for debug logs).
@@ -609,173 +482,6 @@ mod tests {
         assert_eq!(timeval_to_ns(i64::MAX, i64::MAX, false), u64::MAX);
         assert_eq!(timeval_to_ns(5, -7, true), 5_000_000_000);
         assert_eq!(timeval_to_ns(i64::MIN, i64::MIN, true), 0);
-    }
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures")
-            .join(name)
-    }
-
-    /// A scratch file path unique to this test process.
-    fn scratch(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("tcpeek-pcap-{}-{name}", std::process::id()))
-    }
-
-    fn drain(cap: &mut PcapCapture) -> (Vec<Event>, Result<(), CaptureError>) {
-        let mut events = Vec::new();
-        loop {
-            match cap.next() {
-                Ok(Next::Event(ev)) => events.push(ev),
-                Ok(Next::Timeout) => panic!("a file never times out"),
-                Ok(Next::Eof) => return (events, Ok(())),
-                Err(e) => return (events, Err(e)),
-            }
-        }
-    }
-
-    #[test]
-    fn file_events_carry_packet_time_and_counts() {
-        let mut cap = PcapCapture::open_file(&fixture("success.pcap"), ChecksumMode::IpTcp)
-            .expect("fixture opens");
-        assert_eq!(cap.interface(), None);
-        assert_eq!(cap.link_type(), LinkType::Ethernet);
-        assert!(cap.banner().starts_with("reading from file "));
-        assert!(cap.banner().contains("link-type EN10MB (Ethernet)"));
-        let (events, end) = drain(&mut cap);
-        end.expect("clean end");
-        let first_syn = events
-            .iter()
-            .find(|e| e.tcp_flags == tcpeek_common::tcp_flags::SYN)
-            .expect("a SYN");
-        // 2026-01-01T00:00:00Z + 100 ms, from the record header.
-        assert_eq!(first_syn.ts_ns, 1_767_225_600_100_000_000);
-        let stats = cap.stats();
-        assert_eq!((stats.drop, stats.ifdrop, stats.malformed), (0, 0, 0));
-        assert!(
-            stats.recv > events.len() as u64,
-            "ARP and UDP are read, not returned"
-        );
-        assert_eq!(cap.next().unwrap(), Next::Eof, "Eof again after the end");
-    }
-
-    #[test]
-    fn sll2_file_has_directions() {
-        let mut cap =
-            PcapCapture::open_file(&fixture("sll2.pcap"), ChecksumMode::None).expect("opens");
-        assert_eq!(cap.link_type(), LinkType::LinuxSll2);
-        let (events, end) = drain(&mut cap);
-        end.unwrap();
-        assert!(events
-            .iter()
-            .any(|e| e.direction == tcpeek_common::DIR_INGRESS));
-        assert!(events
-            .iter()
-            .any(|e| e.direction == tcpeek_common::DIR_EGRESS));
-    }
-
-    #[test]
-    fn truncated_last_record_is_an_error_after_the_events_before_it() {
-        let bytes = std::fs::read(fixture("reject.pcap")).unwrap();
-        let path = scratch("truncated.pcap");
-        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let mut cap = PcapCapture::open_file(&path, ChecksumMode::None).expect("opens");
-        let (events, end) = drain(&mut cap);
-        std::fs::remove_file(&path).ok();
-        let err = end.expect_err("truncation is reported");
-        assert!(matches!(err, CaptureError::TruncatedFile { .. }), "{err}");
-        assert!(err.to_string().contains("truncated"), "{err}");
-        assert!(events.len() >= 3, "events before the cut count");
-    }
-
-    #[test]
-    fn not_a_capture_file_is_named() {
-        let path = scratch("notpcap.txt");
-        std::fs::write(&path, b"this is not a capture file at all, just text\n").unwrap();
-        let err = PcapCapture::open_file(&path, ChecksumMode::None)
-            .err()
-            .unwrap();
-        std::fs::remove_file(&path).ok();
-        assert!(matches!(err, CaptureError::NotACaptureFile { .. }), "{err}");
-        assert!(err.to_string().contains("notpcap.txt"), "{err}");
-    }
-
-    #[test]
-    fn missing_file_and_directory_are_named() {
-        let err = PcapCapture::open_file(Path::new("/nonexistent/x.pcap"), ChecksumMode::None)
-            .err()
-            .unwrap();
-        assert!(matches!(err, CaptureError::OpenFile { .. }), "{err}");
-        assert!(err.to_string().contains("/nonexistent/x.pcap"), "{err}");
-        let err = PcapCapture::open_file(&std::env::temp_dir(), ChecksumMode::None)
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("directory"), "{err}");
-    }
-
-    #[test]
-    fn unsupported_link_type_names_its_number() {
-        let mut bytes = std::fs::read(fixture("tfo.pcap")).unwrap();
-        bytes[20..24].copy_from_slice(&105u32.to_le_bytes()); // IEEE 802.11
-        let path = scratch("wifi.pcap");
-        std::fs::write(&path, &bytes).unwrap();
-        let err = PcapCapture::open_file(&path, ChecksumMode::None)
-            .err()
-            .unwrap();
-        std::fs::remove_file(&path).ok();
-        let msg = err.to_string();
-        assert!(msg.contains("105") && msg.contains("IEEE802_11"), "{msg}");
-    }
-
-    #[test]
-    fn pcapng_is_read_too() {
-        // One Section Header Block, one Interface Description Block
-        // (Ethernet), one Enhanced Packet Block holding the first TCP frame
-        // of tfo.pcap (draft-ietf-opsawg-pcapng).
-        let pcap = std::fs::read(fixture("tfo.pcap")).unwrap();
-        let mut off = 24;
-        let frame = loop {
-            let len = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
-            let frame = &pcap[off + 16..off + 16 + len];
-            off += 16 + len;
-            if frame[12..14] == [0x08, 0x00] && frame[23] == 6 {
-                break frame.to_vec();
-            }
-        };
-        let mut ng = Vec::new();
-        let block = |ng: &mut Vec<u8>, ty: u32, body: &[u8]| {
-            let len = (12 + body.len()) as u32;
-            ng.extend_from_slice(&ty.to_le_bytes());
-            ng.extend_from_slice(&len.to_le_bytes());
-            ng.extend_from_slice(body);
-            ng.extend_from_slice(&len.to_le_bytes());
-        };
-        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-        shb.extend_from_slice(&[1, 0, 0, 0]);
-        shb.extend_from_slice(&u64::MAX.to_le_bytes());
-        block(&mut ng, 0x0a0d_0d0a, &shb);
-        let mut idb = 1u16.to_le_bytes().to_vec();
-        idb.extend_from_slice(&[0, 0]);
-        idb.extend_from_slice(&65_535u32.to_le_bytes());
-        block(&mut ng, 1, &idb);
-        // Default resolution: microseconds. 2026-01-01T00:00:01Z.
-        let ts: u64 = 1_767_225_601_000_000;
-        let mut epb = 0u32.to_le_bytes().to_vec();
-        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ts as u32).to_le_bytes());
-        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&frame);
-        epb.resize(epb.len().div_ceil(4) * 4, 0);
-        block(&mut ng, 6, &epb);
-        let path = scratch("one.pcapng");
-        std::fs::write(&path, &ng).unwrap();
-        let mut cap = PcapCapture::open_file(&path, ChecksumMode::IpTcp).expect("pcapng opens");
-        let (events, end) = drain(&mut cap);
-        std::fs::remove_file(&path).ok();
-        end.unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].ts_ns, 1_767_225_601_000_000_000);
     }
 
     /// Live captures need root or CAP_NET_RAW; without them these checks

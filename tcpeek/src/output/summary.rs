@@ -63,6 +63,7 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
     let _ = writeln!(s, "   drop   : {}", c.capture.drop);
     let _ = writeln!(s, "   ifdrop : {}", c.capture.ifdrop);
     let _ = writeln!(s, "   malformed : {}", c.capture.malformed);
+    let _ = writeln!(s, "   truncated : {}", c.capture.truncated);
     let _ = writeln!(s, "{RULE}");
     let _ = writeln!(s, " engine stats");
     let _ = writeln!(

@@ -1,0 +1,1027 @@
+//! Capture files (`-r`): classic pcap and pcapng, read in pure Rust, each
+//! frame decoded with the link type of the interface it was captured on.
+//!
+//! libpcap refuses pcapng files whose interfaces have different link types
+//! (`dumpcap -i eth0 -i wg0` writes Ethernet and raw IP in one file), so
+//! files are read with the `pcap-parser` crate instead: a streaming reader
+//! over one 1 MiB buffer that hands out each block as a slice of that
+//! buffer, so reading costs no copy and no allocation per frame (an
+//! Enhanced Packet Block carrying options is the exception: the crate
+//! collects them in a `Vec`).
+//!
+//! Formats: classic pcap (pcap-savefile(5), draft-ietf-opsawg-pcap) with
+//! microsecond (magic `a1b2c3d4`) or nanosecond (`a1b23c4d`) times in
+//! either byte order; pcapng (draft-ietf-opsawg-pcapng) with any number of
+//! sections, each with its own byte order and interfaces, and packets in
+//! Enhanced, Simple and obsolete Packet Blocks.
+//!
+//! pcap-parser 0.17 leaves some of pcapng to us (checked in its source):
+//! its `build_ts_resolution` refuses every power-of-2 `if_tsresol` (it
+//! compares the byte, flag bit included, with 63), it reads `if_tsoffset`
+//! as little-endian in big-endian sections, its `build_ts` truncates
+//! seconds to 32 bits and can overflow, and it returns the obsolete Packet
+//! Block (type 2) as an unknown block. Interfaces' resolutions and offsets
+//! and every timestamp are therefore computed here, saturating.
+//!
+//! Frames that do not decode are counted as `malformed`, as are frames on
+//! an interface tcpeek cannot decode (one warning per such interface) and
+//! frames naming an interface that was never described. Damage to the file
+//! itself (a record cut short, an impossible length) ends the read with an
+//! error naming the file, after the frames before it.
+
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{
+    Block, EnhancedPacketBlock, InterfaceDescriptionBlock, LegacyPcapBlock, LegacyPcapReader,
+    PcapBlockOwned, PcapError, PcapNGReader, SimplePacketBlock, UnknownBlock,
+};
+use tcpeek_common::Event;
+
+use super::decode::{ChecksumMode, Decoder, LinkType};
+use super::CaptureStats;
+
+/// The reader's buffer. Every classic record fits (at most
+/// [`MAX_SNAPLEN`] bytes), and large reads keep system calls rare.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// The largest snapshot length libpcap accepts (`MAXIMUM_SNAPLEN`,
+/// pcap-int.h); a header claiming 0 or more means "unlimited", which
+/// libpcap also turns into this.
+const MAX_SNAPLEN: u32 = 262_144;
+
+/// The largest pcapng block read, as libpcap's sf-pcapng.c
+/// (`INITIAL_MAX_BLOCKSIZE`, 16 MiB); the buffer grows up to it.
+const MAX_BLOCK_BYTES: usize = 16 << 20;
+
+/// The link type field of a classic header (draft-ietf-opsawg-pcap section
+/// 4; libpcap's `LT_LINKTYPE` and `LT_RESERVED1`, pcap-common.h): the link
+/// type in the low 16 bits, 10 reserved bits that must be zero, then the
+/// FCS flag and length. A trailing FCS needs nothing here: lengths come
+/// from the IP header, so it is ignored like Ethernet padding.
+const LINKTYPE_MASK: u32 = 0x0000_ffff;
+const LINKTYPE_RESERVED: u32 = 0x03ff_0000;
+
+/// Classic pcap magic numbers as read little-endian (pcap-savefile(5)):
+/// microseconds, nanoseconds, Kuznetsov's modified format, and the first
+/// two byte-swapped.
+const PCAP_MAGICS: [u32; 5] = [
+    0xa1b2_c3d4,
+    0xa1b2_3c4d,
+    0xa1b2_cd34,
+    0xd4c3_b2a1,
+    0x4d3c_b2a1,
+];
+/// Section Header Block type (draft-ietf-opsawg-pcapng section 4.1); the
+/// same bytes in either byte order.
+const SHB_TYPE: u32 = 0x0a0d_0d0a;
+/// Obsolete Packet Block (draft-ietf-opsawg-pcapng appendix A).
+const OPB_TYPE: u32 = 2;
+/// Interface Description Block options (draft-ietf-opsawg-pcapng section
+/// 4.2): timestamp resolution and offset.
+const IF_TSRESOL: u16 = 9;
+const IF_TSOFFSET: u16 = 14;
+/// Microseconds, when an interface has no `if_tsresol`.
+const DEFAULT_TSRESOL: u8 = 6;
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// One frame read from the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame's time, nanoseconds since the epoch.
+    pub ts_ns: u64,
+    /// The event, if the frame is relevant and decoded.
+    pub event: Option<Event>,
+}
+
+/// Why a capture file could not be opened or read. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot open {}: {detail}", path.display())]
+    OpenFile { path: PathBuf, detail: String },
+    #[error("cannot open {}: not a pcap or pcapng capture file ({detail})", path.display())]
+    NotACaptureFile { path: PathBuf, detail: String },
+    #[error("{}: capture file is truncated: {detail}", path.display())]
+    TruncatedFile { path: PathBuf, detail: String },
+    #[error("cannot read {}: {detail}", path.display())]
+    ReadFile { path: PathBuf, detail: String },
+    #[error("{}: unsupported link type {dlt} ({name}); tcpeek decodes Ethernet, Linux cooked v1/v2 and raw IP", path.display())]
+    UnsupportedLinkType {
+        path: PathBuf,
+        dlt: u32,
+        name: String,
+    },
+    #[error("{}: no interface can be decoded ({interfaces}); tcpeek decodes Ethernet, Linux cooked v1/v2 and raw IP", path.display())]
+    NoDecodableInterface { path: PathBuf, interfaces: String },
+}
+
+/// A capture file being read, frame by frame.
+pub struct FileCapture {
+    reader: Box<dyn PcapReaderIterator + Send>,
+    /// The last I/O error of the reader's source: pcap-parser reports only
+    /// that one happened.
+    io_error: Arc<Mutex<Option<String>>>,
+    state: State,
+    banner: String,
+    /// The end or an error was reported; later reads return `None`.
+    done: bool,
+}
+
+/// Everything a block updates, apart from the reader that holds it.
+struct State {
+    path: PathBuf,
+    checksum: ChecksumMode,
+    layout: Layout,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    frames: u64,
+    malformed: u64,
+    truncated: u64,
+    /// Time of the last frame (for blocks without a time of their own).
+    last_ts_ns: u64,
+}
+
+enum Layout {
+    Classic {
+        decoder: Decoder,
+        nanos: bool,
+        big_endian: bool,
+        /// Bytes before each frame: 16, or 24 in the modified format.
+        record_header: usize,
+        /// As in the header, for the banner.
+        header_snaplen: u32,
+        /// What a record may hold (see [`MAX_SNAPLEN`]).
+        snaplen: u32,
+        dlt: u32,
+    },
+    Ng {
+        /// Sections seen so far, counting from 1.
+        sections: u32,
+        big_endian: bool,
+        interfaces: Vec<Interface>,
+    },
+}
+
+/// A pcapng interface (Interface Description Block) of the current section.
+struct Interface {
+    dlt: u32,
+    snaplen: u32,
+    /// `None` when its frames cannot be decoded (see `why_not`).
+    decoder: Option<Decoder>,
+    why_not: Option<String>,
+    /// Timestamp units per second.
+    units_per_s: u64,
+    /// `if_tsoffset`: seconds added to every timestamp.
+    offset_s: i64,
+    /// The warning about undecodable frames was printed.
+    warned: bool,
+}
+
+impl Interface {
+    fn new(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool, checksum: ChecksumMode) -> Self {
+        // The link type is 16 bits in an IDB; pcap-parser widens it.
+        let dlt = idb.linktype.0 as u32 & 0xffff;
+        let mut tsresol = DEFAULT_TSRESOL;
+        let mut offset_s = 0;
+        for opt in &idb.options {
+            let value = opt.value();
+            match opt.code.0 {
+                IF_TSRESOL => tsresol = value.first().copied().unwrap_or(DEFAULT_TSRESOL),
+                IF_TSOFFSET => {
+                    if let Some(&bytes) = value.first_chunk::<8>() {
+                        offset_s = if big_endian {
+                            i64::from_be_bytes(bytes)
+                        } else {
+                            i64::from_le_bytes(bytes)
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+        let units_per_s = units_per_second(tsresol);
+        let link = LinkType::from_dlt(dlt as i32);
+        let why_not = match (link, units_per_s) {
+            (None, _) => Some(format!("link type {dlt} ({})", dlt_name(dlt))),
+            (Some(_), None) => Some(format!(
+                "if_tsresol 0x{tsresol:02x} is not a resolution tcpeek can use"
+            )),
+            _ => None,
+        };
+        Interface {
+            dlt,
+            snaplen: idb.snaplen,
+            decoder: match why_not {
+                None => link.map(|l| Decoder::new(l, checksum)),
+                Some(_) => None,
+            },
+            why_not,
+            units_per_s: units_per_s.unwrap_or(1),
+            offset_s,
+            warned: false,
+        }
+    }
+
+    /// A timestamp in this interface's units, as nanoseconds since the
+    /// epoch. Never panics: before the epoch is 0, past 2554 saturates.
+    fn ts_ns(&self, high: u32, low: u32) -> u64 {
+        let units = (u64::from(high) << 32) | u64::from(low);
+        let ns = match self.units_per_s {
+            1_000_000 => i128::from(units) * 1_000,
+            NS_PER_S => i128::from(units),
+            r => i128::from(units) * i128::from(NS_PER_S) / i128::from(r),
+        };
+        let ns = ns + i128::from(self.offset_s) * i128::from(NS_PER_S);
+        u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
+    }
+}
+
+/// `if_tsresol` as units per second (draft-ietf-opsawg-pcapng section 4.2:
+/// the high bit chooses a power of 2, else a power of 10, of the rest);
+/// `None` when that does not fit in 64 bits.
+fn units_per_second(tsresol: u8) -> Option<u64> {
+    let exp = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exp)
+    } else {
+        1u64.checked_shl(exp)
+    }
+}
+
+/// What one block amounted to.
+enum Step {
+    Frame(Frame),
+    Skip,
+    Fail(FileError),
+}
+
+/// Why the reader could not return a block, without its borrow.
+enum Failure {
+    Eof,
+    Incomplete,
+    BufferTooSmall,
+    UnexpectedEof,
+    Read,
+    Parse(String),
+}
+
+impl From<PcapError<&[u8]>> for Failure {
+    fn from(e: PcapError<&[u8]>) -> Failure {
+        match e {
+            PcapError::Eof => Failure::Eof,
+            PcapError::Incomplete(_) => Failure::Incomplete,
+            PcapError::BufferTooSmall => Failure::BufferTooSmall,
+            PcapError::UnexpectedEof => Failure::UnexpectedEof,
+            PcapError::ReadError => Failure::Read,
+            PcapError::HeaderNotRecognized => Failure::Parse("unknown header".to_owned()),
+            PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+                Failure::Parse(format!("{kind:?}"))
+            }
+        }
+    }
+}
+
+/// The file, remembering the last I/O error for messages.
+struct Source {
+    file: File,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.file.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Ok(mut slot) = self.error.lock() {
+                        *slot = Some(e.to_string());
+                    }
+                    return Err(e);
+                }
+                Ok(n) => return Ok(n),
+            }
+        }
+    }
+}
+
+impl FileCapture {
+    /// Opens a pcap or pcapng file. A pcapng file is read up to its first
+    /// packet, so that an error can say no interface there is decodable.
+    pub fn open(path: &Path, checksum: ChecksumMode) -> Result<FileCapture, FileError> {
+        let open_err = |detail: String| FileError::OpenFile {
+            path: path.to_owned(),
+            detail,
+        };
+        let mut file = File::open(path).map_err(|e| open_err(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
+        if meta.is_dir() {
+            return Err(open_err("is a directory".to_owned()));
+        }
+        if meta.len() == 0 {
+            return Err(open_err("the file is empty".to_owned()));
+        }
+        // Enough for a classic file header (24 bytes) and the smallest
+        // pcapng Section Header Block (28).
+        let mut head = Vec::with_capacity(28);
+        (&mut file)
+            .take(28)
+            .read_to_end(&mut head)
+            .and_then(|_| file.rewind())
+            .map_err(|e| open_err(e.to_string()))?;
+        let magic = head
+            .first_chunk::<4>()
+            .map(|b| u32::from_le_bytes(*b))
+            .unwrap_or(0);
+        let io_error = Arc::new(Mutex::new(None));
+        let source = Source {
+            file,
+            error: io_error.clone(),
+        };
+        let truncated_header = |what: &str, need: usize| {
+            open_err(format!(
+                "the {what} is truncated: {} of {need} bytes",
+                head.len()
+            ))
+        };
+        let (reader, layout): (Box<dyn PcapReaderIterator + Send>, Layout) = if PCAP_MAGICS
+            .contains(&magic)
+        {
+            if head.len() < 24 {
+                return Err(truncated_header("pcap file header", 24));
+            }
+            let mut reader = LegacyPcapReader::new(BUFFER_BYTES, source)
+                .map_err(|e| open_err(format!("the pcap file header: {e}")))?;
+            let header = match reader.next() {
+                Ok((_, PcapBlockOwned::LegacyHeader(h))) => h,
+                _ => return Err(open_err("the pcap file header is unreadable".to_owned())),
+            };
+            reader.consume(header.size());
+            let field = header.network.0 as u32;
+            if field & LINKTYPE_RESERVED != 0 {
+                // libpcap's sf-pcap.c refuses these files too.
+                return Err(FileError::NotACaptureFile {
+                    path: path.to_owned(),
+                    detail: format!("link type field 0x{field:08x} has reserved bits set"),
+                });
+            }
+            let dlt = field & LINKTYPE_MASK;
+            let Some(link) = LinkType::from_dlt(dlt as i32) else {
+                return Err(FileError::UnsupportedLinkType {
+                    path: path.to_owned(),
+                    dlt,
+                    name: dlt_name(dlt),
+                });
+            };
+            let snaplen = match header.snaplen {
+                0 => MAX_SNAPLEN,
+                n => n.min(MAX_SNAPLEN),
+            };
+            let layout = Layout::Classic {
+                decoder: Decoder::new(link, checksum),
+                nanos: header.is_nanosecond_precision(),
+                big_endian: header.is_bigendian(),
+                record_header: if header.is_modified_format() { 24 } else { 16 },
+                header_snaplen: header.snaplen,
+                snaplen,
+                dlt,
+            };
+            (Box::new(reader), layout)
+        } else if magic == SHB_TYPE {
+            // Type, length, byte-order magic, version, section length,
+            // length again.
+            if head.len() < 28 {
+                return Err(truncated_header("pcapng section header", 28));
+            }
+            let reader = PcapNGReader::new(BUFFER_BYTES, source).map_err(|e| match e {
+                PcapError::Incomplete(_) => {
+                    open_err("the pcapng section header is truncated".to_owned())
+                }
+                e => FileError::NotACaptureFile {
+                    path: path.to_owned(),
+                    detail: format!("bad pcapng section header: {e}"),
+                },
+            })?;
+            let layout = Layout::Ng {
+                sections: 0,
+                big_endian: false,
+                interfaces: Vec::new(),
+            };
+            (Box::new(reader), layout)
+        } else if head.len() < 4 {
+            return Err(FileError::NotACaptureFile {
+                path: path.to_owned(),
+                detail: format!("only {} bytes", head.len()),
+            });
+        } else {
+            return Err(FileError::NotACaptureFile {
+                path: path.to_owned(),
+                detail: format!("it starts with 0x{magic:08x}, not a pcap or pcapng magic number"),
+            });
+        };
+        let mut cap = FileCapture {
+            reader,
+            io_error,
+            state: State {
+                path: path.to_owned(),
+                checksum,
+                layout,
+                counts: Counts::default(),
+            },
+            banner: String::new(),
+            done: false,
+        };
+        if let Layout::Ng { .. } = cap.state.layout {
+            cap.pump(true)?;
+            if let Layout::Ng { interfaces, .. } = &cap.state.layout {
+                if !interfaces.is_empty() && interfaces.iter().all(|i| i.decoder.is_none()) {
+                    return Err(match &interfaces[..] {
+                        [one] if LinkType::from_dlt(one.dlt as i32).is_none() => {
+                            FileError::UnsupportedLinkType {
+                                path: path.to_owned(),
+                                dlt: one.dlt,
+                                name: dlt_name(one.dlt),
+                            }
+                        }
+                        all => FileError::NoDecodableInterface {
+                            path: path.to_owned(),
+                            interfaces: all
+                                .iter()
+                                .enumerate()
+                                .map(|(i, f)| {
+                                    format!("{i}: {}", f.why_not.as_deref().unwrap_or(""))
+                                })
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        },
+                    });
+                }
+            }
+        }
+        cap.banner = cap.state.banner();
+        Ok(cap)
+    }
+
+    /// Every frame read, relevant or not (its timestamp is a clock sample);
+    /// `None` at the end. An error (the file is damaged) is returned once;
+    /// later calls return `None`.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FileError> {
+        if self.done {
+            return Ok(None);
+        }
+        let r = self.pump(false);
+        if !matches!(r, Ok(Some(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    /// Counters: frames read, those that did not decode, those decoded from
+    /// a cut TCP header. Nothing is dropped reading a file.
+    pub fn stats(&self) -> CaptureStats {
+        let c = &self.state.counts;
+        CaptureStats {
+            recv: c.frames,
+            drop: 0,
+            ifdrop: 0,
+            malformed: c.malformed,
+            truncated: c.truncated,
+        }
+    }
+
+    /// The startup line, worded like tcpdump's: `reading from file x.pcap,
+    /// link-type EN10MB (Ethernet), snapshot length 65535`; a pcapng file
+    /// with interfaces of different kinds lists each.
+    pub fn banner(&self) -> String {
+        self.banner.clone()
+    }
+
+    /// Reads blocks until a frame, the end or an error. With `scan`, stops
+    /// before the first packet block instead (it stays in the buffer).
+    fn pump(&mut self, scan: bool) -> Result<Option<Frame>, FileError> {
+        loop {
+            let (len, step) = match self.reader.next() {
+                Ok((len, block)) => {
+                    if scan && is_packet(&block, &self.state.layout) {
+                        return Ok(None);
+                    }
+                    (len, self.state.block(block))
+                }
+                Err(e) => {
+                    match Failure::from(e) {
+                        Failure::Eof => return Ok(None),
+                        Failure::Incomplete => {
+                            if self.reader.refill().is_err() {
+                                return Err(self.read_error());
+                            }
+                        }
+                        Failure::Read => return Err(self.read_error()),
+                        Failure::BufferTooSmall => self.oversized()?,
+                        Failure::UnexpectedEof => return Err(self.damage(true, None)),
+                        Failure::Parse(kind) => return Err(self.damage(false, Some(kind))),
+                    }
+                    continue;
+                }
+            };
+            self.reader.consume(len);
+            match step {
+                Step::Frame(f) => return Ok(Some(f)),
+                Step::Skip => {}
+                Step::Fail(e) => return Err(e),
+            }
+        }
+    }
+
+    fn read_error(&self) -> FileError {
+        let detail = self
+            .io_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| "read error".to_owned());
+        FileError::ReadFile {
+            path: self.state.path.clone(),
+            detail,
+        }
+    }
+
+    /// The pending block is larger than the buffer: grow the buffer up to
+    /// [`MAX_BLOCK_BYTES`], or report the block.
+    fn oversized(&mut self) -> Result<(), FileError> {
+        let data = self.reader.data();
+        let at = self.reader.consumed();
+        match self.state.pending(data) {
+            Pending::Record { caplen, .. } => {
+                Err(self
+                    .state
+                    .bad_caplen(caplen)
+                    .unwrap_or_else(|| FileError::ReadFile {
+                        path: self.state.path.clone(),
+                        detail: format!("record at byte {at} holds {caplen} bytes"),
+                    }))
+            }
+            Pending::Block { len, .. } if len <= MAX_BLOCK_BYTES && len > data.len() => {
+                self.reader.grow(len + BUFFER_BYTES);
+                Ok(())
+            }
+            Pending::Block { kind, len } => Err(FileError::ReadFile {
+                path: self.state.path.clone(),
+                detail: format!(
+                    "block of type 0x{kind:08x} at byte {at} claims {len} bytes \
+                     (at most {MAX_BLOCK_BYTES} are read)"
+                ),
+            }),
+            Pending::Short => Err(FileError::ReadFile {
+                path: self.state.path.clone(),
+                detail: format!("unreadable record at byte {at}"),
+            }),
+        }
+    }
+
+    /// The error for a record or block the reader could not parse: cut
+    /// short by the end of the file (`at_end`), or impossible.
+    fn damage(&self, at_end: bool, kind: Option<String>) -> FileError {
+        let data = self.reader.data();
+        let at = self.reader.consumed();
+        let path = self.state.path.clone();
+        let truncated = |detail| FileError::TruncatedFile {
+            path: path.clone(),
+            detail,
+        };
+        let bad = |detail| FileError::ReadFile {
+            path: path.clone(),
+            detail,
+        };
+        match self.state.pending(data) {
+            // Worded like libpcap's sf-pcap.c.
+            Pending::Record { caplen, header } => match self.state.bad_caplen(caplen) {
+                Some(e) => e,
+                None if at_end => truncated(format!(
+                    "tried to read {caplen} captured bytes, only got {}",
+                    data.len() - header
+                )),
+                None => bad(format!("unreadable record at byte {at}")),
+            },
+            Pending::Short if at_end => truncated(match &self.state.layout {
+                Layout::Classic { record_header, .. } => format!(
+                    "tried to read {record_header} header bytes, only got {}",
+                    data.len()
+                ),
+                Layout::Ng { .. } => format!(
+                    "a block header at byte {at} is cut short ({} bytes)",
+                    data.len()
+                ),
+            }),
+            Pending::Block { kind: t, len } if at_end && len > data.len() => truncated(format!(
+                "block of type 0x{t:08x} at byte {at} claims {len} bytes, only got {}",
+                data.len()
+            )),
+            Pending::Block { kind: t, len } => bad(format!(
+                "malformed block of type 0x{t:08x} ({len} bytes) at byte {at}{}",
+                kind.map(|k| format!(" ({k})")).unwrap_or_default()
+            )),
+            Pending::Short => bad(format!("unreadable data at byte {at}")),
+        }
+    }
+}
+
+/// What the bytes at the reader's position claim to be.
+enum Pending {
+    /// A classic record header: captured length, header size.
+    Record { caplen: u32, header: usize },
+    /// A pcapng block header: type, total length.
+    Block { kind: u32, len: usize },
+    /// Not even a header.
+    Short,
+}
+
+/// Whether `block` holds a packet (stops the scan at open).
+fn is_packet(block: &PcapBlockOwned<'_>, layout: &Layout) -> bool {
+    match block {
+        PcapBlockOwned::Legacy(_) => true,
+        PcapBlockOwned::LegacyHeader(_) => false,
+        PcapBlockOwned::NG(Block::EnhancedPacket(_) | Block::SimplePacket(_)) => true,
+        PcapBlockOwned::NG(Block::Unknown(u)) => is_opb(u, layout),
+        PcapBlockOwned::NG(_) => false,
+    }
+}
+
+fn is_opb(u: &UnknownBlock<'_>, layout: &Layout) -> bool {
+    // pcap-parser reads the type little-endian whatever the section's order.
+    let big_endian = matches!(
+        layout,
+        Layout::Ng {
+            big_endian: true,
+            ..
+        }
+    );
+    let kind = if big_endian {
+        u.block_type.swap_bytes()
+    } else {
+        u.block_type
+    };
+    kind == OPB_TYPE
+}
+
+impl State {
+    /// Handles one block.
+    fn block(&mut self, block: PcapBlockOwned<'_>) -> Step {
+        match block {
+            PcapBlockOwned::LegacyHeader(_) => Step::Skip,
+            PcapBlockOwned::Legacy(b) => self.classic(&b),
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                // A new section describes its interfaces afresh (section 4.1).
+                if let Layout::Ng {
+                    sections,
+                    big_endian,
+                    interfaces,
+                } = &mut self.layout
+                {
+                    *sections += 1;
+                    *big_endian = shb.big_endian();
+                    interfaces.clear();
+                }
+                Step::Skip
+            }
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                if let Layout::Ng {
+                    big_endian,
+                    interfaces,
+                    ..
+                } = &mut self.layout
+                {
+                    interfaces.push(Interface::new(&idb, *big_endian, self.checksum));
+                }
+                Step::Skip
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => self.enhanced(&epb),
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => self.simple(&spb),
+            PcapBlockOwned::NG(Block::Unknown(u)) if is_opb(&u, &self.layout) => self.obsolete(&u),
+            PcapBlockOwned::NG(_) => Step::Skip,
+        }
+    }
+
+    fn classic(&mut self, b: &LegacyPcapBlock<'_>) -> Step {
+        let Layout::Classic { decoder, nanos, .. } = &self.layout else {
+            return Step::Skip;
+        };
+        if let Some(e) = self.bad_caplen(b.caplen) {
+            return Step::Fail(e);
+        }
+        let frac = u64::from(b.ts_usec);
+        let ts_ns = u64::from(b.ts_sec)
+            .saturating_mul(NS_PER_S)
+            .saturating_add(if *nanos {
+                frac
+            } else {
+                frac.saturating_mul(1_000)
+            });
+        Step::Frame(decode(
+            &mut self.counts,
+            Some(decoder),
+            ts_ns,
+            b.data,
+            b.origlen,
+        ))
+    }
+
+    fn enhanced(&mut self, b: &EnhancedPacketBlock<'_>) -> Step {
+        // pcap-parser has checked that the data holds `caplen` bytes.
+        let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+        self.packet(b.if_id, Some((b.ts_high, b.ts_low)), data, b.origlen)
+    }
+
+    /// A Simple Packet Block has no interface (it is interface 0), no
+    /// captured length (the packet, cut at the snapshot length) and no time
+    /// (section 4.4). It takes the previous frame's time, so that it moves
+    /// no clock; libpcap gives it 0, which would look like a jump back.
+    fn simple(&mut self, b: &SimplePacketBlock<'_>) -> Step {
+        let snaplen = match &self.layout {
+            Layout::Ng { interfaces, .. } => interfaces.first().map_or(0, |i| i.snaplen),
+            Layout::Classic { .. } => 0,
+        };
+        let mut caplen = b.origlen as usize;
+        if snaplen != 0 {
+            caplen = caplen.min(snaplen as usize);
+        }
+        let data = b.data.get(..caplen).unwrap_or(b.data);
+        self.packet(0, None, data, b.origlen)
+    }
+
+    /// Obsolete Packet Block (appendix A): interface (16 bits), drops count
+    /// (16 bits), timestamp high and low, captured and original length,
+    /// data.
+    fn obsolete(&mut self, b: &UnknownBlock<'_>) -> Step {
+        let big_endian = matches!(
+            self.layout,
+            Layout::Ng {
+                big_endian: true,
+                ..
+            }
+        );
+        let u16_at = |at: usize| {
+            let b = [b.data[at], b.data[at + 1]];
+            if big_endian {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let u32_at = |at: usize| {
+            let b = [b.data[at], b.data[at + 1], b.data[at + 2], b.data[at + 3]];
+            if big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        if b.data.len() < 20 {
+            return Step::Fail(FileError::ReadFile {
+                path: self.path.clone(),
+                detail: format!("obsolete Packet Block of {} bytes", b.block_len1),
+            });
+        }
+        let caplen = u32_at(12);
+        let Some(data) = b.data.get(20..20 + caplen as usize) else {
+            return Step::Fail(FileError::ReadFile {
+                path: self.path.clone(),
+                detail: format!(
+                    "obsolete Packet Block of {} bytes claims {caplen} captured bytes",
+                    b.block_len1
+                ),
+            });
+        };
+        let (high, low, origlen) = (u32_at(4), u32_at(8), u32_at(16));
+        self.packet(u32::from(u16_at(0)), Some((high, low)), data, origlen)
+    }
+
+    /// A pcapng packet on interface `if_id`, with its time in that
+    /// interface's units (`None`: the previous frame's time).
+    fn packet(&mut self, if_id: u32, ts: Option<(u32, u32)>, data: &[u8], origlen: u32) -> Step {
+        let Layout::Ng {
+            sections,
+            interfaces,
+            ..
+        } = &mut self.layout
+        else {
+            return Step::Skip;
+        };
+        let last = self.counts.last_ts_ns;
+        let Some(iface) = interfaces.get_mut(if_id as usize) else {
+            // Never described: neither its link type nor its clock is known.
+            self.counts.frames += 1;
+            self.counts.malformed += 1;
+            return Step::Frame(Frame {
+                ts_ns: last,
+                event: None,
+            });
+        };
+        let ts_ns = ts.map_or(last, |(h, l)| iface.ts_ns(h, l));
+        if let (None, false) = (&iface.decoder, iface.warned) {
+            iface.warned = true;
+            let section = match *sections {
+                0 | 1 => String::new(),
+                n => format!(" of section {n}"),
+            };
+            log::warn!(
+                "{}: interface {if_id}{section}: {}: its frames are counted as malformed",
+                self.path.display(),
+                iface.why_not.as_deref().unwrap_or("not decodable"),
+            );
+        }
+        Step::Frame(decode(
+            &mut self.counts,
+            iface.decoder.as_ref(),
+            ts_ns,
+            data,
+            origlen,
+        ))
+    }
+
+    /// The error for a classic record longer than the file's snapshot
+    /// length (libpcap's sf-pcap.c refuses those too, rather than allocate
+    /// what a damaged header claims).
+    fn bad_caplen(&self, caplen: u32) -> Option<FileError> {
+        match self.layout {
+            Layout::Classic { snaplen, .. } if caplen > snaplen => Some(FileError::ReadFile {
+                path: self.path.clone(),
+                detail: format!(
+                    "invalid packet capture length {caplen}, bigger than snaplen of {snaplen}"
+                ),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reads the header of what is pending in the reader's buffer.
+    fn pending(&self, data: &[u8]) -> Pending {
+        let word = |at: usize, big_endian: bool| -> Option<u32> {
+            let b = *data.get(at..at + 4)?.first_chunk::<4>()?;
+            Some(if big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        match self.layout {
+            Layout::Classic {
+                big_endian,
+                record_header,
+                ..
+            } => match word(8, big_endian) {
+                Some(caplen) if data.len() >= record_header => Pending::Record {
+                    caplen,
+                    header: record_header,
+                },
+                _ => Pending::Short,
+            },
+            Layout::Ng { big_endian, .. } => {
+                // A section header carries its own byte order.
+                let kind = word(0, big_endian);
+                let big_endian = if kind == Some(SHB_TYPE) {
+                    word(8, false) != Some(0x1a2b_3c4d)
+                } else {
+                    big_endian
+                };
+                match (kind, word(4, big_endian)) {
+                    (Some(kind), Some(len)) => Pending::Block {
+                        kind,
+                        len: len as usize,
+                    },
+                    _ => Pending::Short,
+                }
+            }
+        }
+    }
+
+    fn banner(&self) -> String {
+        let file = self.path.display();
+        match &self.layout {
+            Layout::Classic {
+                dlt,
+                header_snaplen,
+                ..
+            } => format!(
+                "reading from file {file}, link-type {}, snapshot length {header_snaplen}",
+                dlt_name(*dlt)
+            ),
+            Layout::Ng { interfaces, .. } => match &interfaces[..] {
+                [] => format!("reading from file {file}, no interface described yet"),
+                [first, rest @ ..]
+                    if rest
+                        .iter()
+                        .all(|i| i.dlt == first.dlt && i.snaplen == first.snaplen) =>
+                {
+                    format!(
+                        "reading from file {file}, link-type {}, snapshot length {}",
+                        dlt_name(first.dlt),
+                        first.snaplen
+                    )
+                }
+                all => {
+                    let each: Vec<String> = all
+                        .iter()
+                        .enumerate()
+                        .map(|(n, i)| {
+                            format!(
+                                "{n}: link-type {}, snapshot length {}{}",
+                                dlt_name(i.dlt),
+                                i.snaplen,
+                                if i.decoder.is_none() {
+                                    " (not decoded)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "reading from file {file}, {} interfaces: {}",
+                        all.len(),
+                        each.join("; ")
+                    )
+                }
+            },
+        }
+    }
+}
+
+/// Counts and decodes one frame (`decoder` `None`: undecodable interface).
+fn decode(
+    counts: &mut Counts,
+    decoder: Option<&Decoder>,
+    ts_ns: u64,
+    data: &[u8],
+    origlen: u32,
+) -> Frame {
+    counts.frames += 1;
+    counts.last_ts_ns = ts_ns;
+    let wire_len = usize::try_from(origlen).unwrap_or(usize::MAX);
+    let event = match decoder.map(|d| d.decode_frame(ts_ns, data, wire_len)) {
+        Some(Ok(Some(d))) => {
+            counts.truncated += u64::from(d.header_cut);
+            Some(d.event)
+        }
+        Some(Ok(None)) => None,
+        Some(Err(e)) => {
+            counts.malformed += 1;
+            log::debug!("malformed frame {}: {e}", counts.frames);
+            None
+        }
+        None => {
+            counts.malformed += 1;
+            None
+        }
+    };
+    Frame { ts_ns, event }
+}
+
+/// libpcap's name and description of a link type (`pcap_datalink_val_to_name`
+/// and `_description`; values from <https://www.tcpdump.org/linktypes.html>),
+/// for the common ones.
+pub fn dlt_name(dlt: u32) -> String {
+    let known = match dlt {
+        0 => "NULL (BSD loopback)",
+        1 => "EN10MB (Ethernet)",
+        6 => "IEEE802 (Token Ring)",
+        9 => "PPP (PPP)",
+        10 => "FDDI (FDDI)",
+        12 | 14 | 101 => "RAW (Raw IP)",
+        50 => "PPP_SERIAL (PPP over serial)",
+        51 => "PPP_ETHER (PPPoE)",
+        104 => "C_HDLC (Cisco HDLC)",
+        105 => "IEEE802_11 (802.11)",
+        108 => "LOOP (OpenBSD loopback)",
+        113 => "LINUX_SLL (Linux cooked v1)",
+        117 => "PFLOG (OpenBSD pflog file)",
+        119 => "PRISM_HEADER (802.11 plus Prism header)",
+        127 => "IEEE802_11_RADIO (802.11 plus radiotap header)",
+        143 => "DOCSIS (DOCSIS)",
+        192 => "PPI (Per-Packet Information)",
+        195 => "IEEE802_15_4_WITHFCS (IEEE 802.15.4 with FCS)",
+        197 => "ERF (Extensible Record Format)",
+        201 => "BLUETOOTH_HCI_H4_WITH_PHDR (Bluetooth HCI UART transport layer plus pseudo-header)",
+        215 => "IEEE802_15_4_NOFCS (IEEE 802.15.4 without FCS)",
+        220 => "USB_LINUX_MMAPPED (USB with padded Linux header)",
+        227 => "CAN_SOCKETCAN (CAN-bus with SocketCAN headers)",
+        228 => "IPV4 (Raw IPv4)",
+        229 => "IPV6 (Raw IPv6)",
+        239 => "NFLOG (Linux netfilter log messages)",
+        249 => "USBPCAP (USB packets, beginning with a USBPcap header)",
+        252 => "WIRESHARK_UPPER_PDU (Wireshark Upper PDU export)",
+        253 => "NETLINK (Linux netlink)",
+        276 => "LINUX_SLL2 (Linux cooked v2)",
+        147..=162 => return format!("USER{} (private use)", dlt - 147),
+        _ => return format!("LINKTYPE {dlt}, unknown to tcpeek"),
+    };
+    known.to_owned()
+}
+
+#[cfg(test)]
+mod tests;
