@@ -183,7 +183,7 @@ const FILE_FIXTURES: &[FileFixture] = &[
         about: "snapshot length 68 (old tcpdump's default): 2 successful IPv4 handshakes to port 80 with data and FIN, \
                 1 IPv4 SYN to port 81 answered by RST/ACK, 1 IPv6 handshake to port 443; every SYN and SYN/ACK carries \
                 MSS, SACK-permitted, timestamps and window scale, so 68 bytes cut their options (IPv4) or their fixed \
-                TCP header (IPv6: 14 of 20 bytes left)",
+                TCP header after the flags (IPv6: 14 of 20 bytes left): 3 successes and 1 reject",
         write: snaplen,
     },
     FileFixture {

@@ -190,6 +190,11 @@ const TCP_FLAGS_OFFSET: usize = 13;
 /// and acknowledgement numbers, data offset, flags, window, checksum,
 /// urgent pointer.
 const TCP_FIXED_LEN: usize = 20;
+/// What a verdict reads of a TCP header: ports, sequence and
+/// acknowledgement numbers, data offset and flags (bytes 0 to 13). A capture
+/// cut after them still decides the handshake: `-s 68` leaves an IPv6
+/// segment on Ethernet exactly these 14 bytes.
+const TCP_VERDICT_LEN: usize = TCP_FLAGS_OFFSET + 1;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMPV6_DEST_UNREACH: u8 = 1;
 
@@ -619,7 +624,7 @@ fn tcp_event(
         Ok(tcp) => tcp,
         // The capture cut the options off: the fixed header is enough.
         Err(err::tcp::HeaderSliceError::Len(_))
-            if transport.cut && transport.segment.len() >= TCP_FIXED_LEN =>
+            if transport.cut && transport.segment.len() >= TCP_VERDICT_LEN =>
         {
             return fixed_tcp_event(transport, saddr, daddr, family).map(Some);
         }
@@ -644,8 +649,9 @@ fn tcp_event(
     })))
 }
 
-/// The event of a TCP segment whose header the capture cut after the fixed
-/// 20 bytes (the caller checked there are at least that many). The data
+/// The event of a TCP segment whose header the capture cut after the bytes
+/// a verdict reads ([`TCP_VERDICT_LEN`]; the caller checked there are at
+/// least that many). The data
 /// offset must still be possible (RFC 9293 section 3.1: at least 5 words),
 /// and the payload length comes from the IP length minus the data offset,
 /// as for a whole header.
@@ -655,7 +661,7 @@ fn fixed_tcp_event(
     daddr: [u8; 16],
     family: u8,
 ) -> Result<Decoded, DecodeError> {
-    let head = need(transport.segment, TCP_FIXED_LEN, "TCP header")?;
+    let head = need(transport.segment, TCP_VERDICT_LEN, "TCP header")?;
     let be32 = |at: usize| u32::from_be_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
     let data_offset = usize::from(head[12] >> 4) * 4;
     if data_offset < TCP_FIXED_LEN {
@@ -1720,7 +1726,7 @@ mod tests {
         fn every_prefix_of_a_syn_is_an_error_or_nothing_unless_the_capture_cut_the_options() {
             for (link, frame) in frames() {
                 let whole = decode(link, &frame).unwrap().unwrap();
-                let fixed_end = tcp_offset(link, &frame) + TCP_FIXED_LEN;
+                let fixed_end = tcp_offset(link, &frame) + TCP_VERDICT_LEN;
                 for mode in [ChecksumMode::None, ChecksumMode::IpTcp] {
                     let d = Decoder::new(link, mode);
                     for n in 0..frame.len() {
@@ -1767,11 +1773,11 @@ mod tests {
         }
 
         #[test]
-        fn ipv6_syn_cut_inside_the_fixed_tcp_header_is_still_truncated() {
-            // Ethernet 14 + IPv6 40 leave 0 and 14 bytes of TCP at -s 54 and
-            // -s 68: not enough for ports, numbers and flags.
+        fn ipv6_syn_cut_before_the_flags_is_still_truncated() {
+            // Ethernet 14 + IPv6 40 leave no TCP at -s 54, and 13 bytes
+            // (no flags) at -s 67.
             let frame = eth(ETHERTYPE_IPV6, &ip6_syn());
-            for (snap, available) in [(54, 0), (68, 14)] {
+            for (snap, available) in [(54, 0), (67, 13)] {
                 assert_eq!(
                     Decoder::new(LinkType::Ethernet, ChecksumMode::None).decode(
                         TS,
@@ -1789,10 +1795,12 @@ mod tests {
         }
 
         #[test]
-        fn ipv6_syn_cut_after_the_fixed_tcp_header_decodes() {
+        fn ipv6_syn_cut_at_68_bytes_decodes_from_the_bytes_a_verdict_reads() {
+            // Regression: -s 68 leaves 14 bytes of an IPv6 segment's TCP
+            // header, through the flags; the handshake was lost.
             let frame = eth(ETHERTYPE_IPV6, &ip6_syn());
             assert_eq!(frame.len(), 94);
-            for snap in [74, 88] {
+            for snap in [68, 74, 88] {
                 let d = Decoder::new(LinkType::Ethernet, ChecksumMode::None)
                     .decode_frame(TS, &frame[..snap], frame.len())
                     .unwrap()
