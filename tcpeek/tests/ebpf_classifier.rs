@@ -25,7 +25,7 @@ use aya::{
     Ebpf,
 };
 use etherparse::{PacketBuilder, VlanId};
-use tcpeek::capture::ebpf::{self, names, EbpfCapture, EbpfOptions, TcMode};
+use tcpeek::capture::ebpf::{self, names, EbpfCapture, EbpfOptions, Framing, TcMode};
 use tcpeek_common::{
     stat, tcp_flags as f, Event, DIR_EGRESS, DIR_INGRESS, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH,
     KIND_TCP,
@@ -66,11 +66,20 @@ impl Fixture {
     }
 
     fn with_ring(test: &str, ring_bytes: u32) -> Option<Fixture> {
+        Self::with(test, ring_bytes, Framing::Ethernet)
+    }
+
+    /// Loaded for an interface whose packets start at the IP header.
+    fn l3(test: &str) -> Option<Fixture> {
+        Self::with(test, 0, Framing::Ip)
+    }
+
+    fn with(test: &str, ring_bytes: u32, framing: Framing) -> Option<Fixture> {
         if !is_root() {
             skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN)");
             return None;
         }
-        let mut ebpf = ebpf::load(ring_bytes).expect("load the eBPF object");
+        let mut ebpf = ebpf::load_for(ring_bytes, framing).expect("load the eBPF object");
         for name in [
             names::PROG_TC_INGRESS,
             names::PROG_TC_EGRESS,
@@ -706,6 +715,98 @@ fn uninteresting_packets_emit_nothing() {
     }
     assert_eq!(fx.stat(stat::EVENTS), 0);
     assert_eq!(fx.pending_v4(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Interfaces without a link-layer header (tun, WireGuard, PPP, tunnels).
+
+#[test]
+fn l3_framing_syn_v4_and_v6_from_byte_zero() {
+    let Some(mut fx) = Fixture::l3("l3_framing_syn_v4_and_v6_from_byte_zero") else {
+        return;
+    };
+    for prog in [names::PROG_TC_INGRESS, names::PROG_XDP] {
+        let ev = one(fx.run(prog, l3_of(&tcp4(false, 1000, f::SYN, 0, b""))));
+        assert_eq!(
+            (ev.family, ev.saddr, ev.daddr),
+            (FAMILY_V4, v4(CLIENT4), v4(SERVER4))
+        );
+        assert_eq!(
+            (ev.sport, ev.dport, ev.seq, ev.tcp_flags),
+            (40000, 80, 1000, f::SYN)
+        );
+        let ev = one(fx.run(prog, l3_of(&tcp6(false, 10, f::SYN, 0, b"hi"))));
+        assert_eq!(
+            (ev.family, ev.saddr, ev.daddr),
+            (FAMILY_V6, CLIENT6, SERVER6)
+        );
+        assert_eq!(
+            (ev.sport, ev.dport, ev.seq, ev.payload_len),
+            (50000, 443, 10, 2)
+        );
+    }
+    // The whole handshake, as on a tun device.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        l3_of(&tcp4(true, 5000, f::SYN | f::ACK, 1001, b"")),
+    ));
+    let ev = one(fx.tc_in(l3_of(&tcp4(false, 1001, f::ACK, 5001, b""))));
+    assert_eq!((ev.seq, ev.ack), (1001, 5001));
+    assert_eq!(fx.pending_v4(), 0);
+    // An Ethernet frame is garbage here (its first nibble is not 4 or 6).
+    assert!(fx.tc_in(&tcp4(false, 1, f::SYN, 0, b"")).is_empty());
+}
+
+#[test]
+fn l3_framing_icmp_unreachable_quote() {
+    let Some(mut fx) = Fixture::l3("l3_framing_icmp_unreachable_quote") else {
+        return;
+    };
+    let syn = tcp4(false, 1234, f::SYN, 0, b"");
+    let mut pkt = Vec::new();
+    PacketBuilder::ipv4([198, 51, 100, 1], CLIENT4, 64)
+        .icmpv4_raw(3, 1, [0; 4])
+        .write(&mut pkt, l3_of(&syn))
+        .unwrap();
+    let ev = one(fx.tc_in(&pkt));
+    assert_eq!(
+        (ev.kind, ev.saddr, ev.daddr),
+        (KIND_ICMP_UNREACH, v4(CLIENT4), v4(SERVER4))
+    );
+    assert_eq!(
+        (ev.sport, ev.dport, ev.seq, ev.tcp_flags),
+        (40000, 80, 1234, f::SYN)
+    );
+    let syn6 = tcp6(false, 77, f::SYN, 0, b"");
+    let mut pkt = Vec::new();
+    PacketBuilder::ipv6(SERVER6, CLIENT6, 64)
+        .icmpv6_raw(1, 4, [0; 4])
+        .write(&mut pkt, &l3_of(&syn6)[..48])
+        .unwrap();
+    let ev = one(fx.tc_in(&pkt));
+    assert_eq!(
+        (ev.kind, ev.family, ev.seq),
+        (KIND_ICMP_UNREACH, FAMILY_V6, 77)
+    );
+}
+
+#[test]
+fn l3_framing_garbage_first_byte_emits_nothing() {
+    let Some(mut fx) = Fixture::l3("l3_framing_garbage_first_byte_emits_nothing") else {
+        return;
+    };
+    let syn = l3_of(&tcp4(false, 1, f::SYN, 0, b"")).to_vec();
+    for first in [0x00, 0x15, 0x55, 0x65, 0xff] {
+        let mut g = syn.clone();
+        g[0] = first;
+        for prog in [names::PROG_TC_INGRESS, names::PROG_XDP] {
+            assert!(
+                fx.run(prog, &g).is_empty(),
+                "first byte {first:#x} via {prog}"
+            );
+        }
+    }
+    assert_eq!(fx.stat(stat::EVENTS), 0);
 }
 
 #[test]
