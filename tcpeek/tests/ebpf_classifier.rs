@@ -148,9 +148,15 @@ impl Fixture {
     }
 
     fn pending_v4(&self) -> usize {
-        let m: BpfHashMap<_, [u8; 12], [u32; 3]> =
+        self.entries_v4().len()
+    }
+
+    /// The IPv4 handshake map's values: `[ack, span, seq, prev_ack,
+    /// prev_span]` (host order), see tcpeek-ebpf's `maps::Pending`.
+    fn entries_v4(&self) -> Vec<[u32; 5]> {
+        let m: BpfHashMap<_, [u8; 12], [u32; 5]> =
             BpfHashMap::try_from(self.ebpf.map(names::MAP_HANDSHAKES_V4).unwrap()).unwrap();
-        m.keys().count()
+        m.iter().map(|kv| kv.unwrap().1).collect()
     }
 }
 
@@ -332,13 +338,15 @@ fn retransmitted_synack_updates_without_double_counting() {
         &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
     ));
     assert_eq!(hint_pending(&fx), 1);
-    // Same tuple, new ISN (the server restarted the handshake).
-    one(fx.run(
-        names::PROG_TC_EGRESS,
-        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
-    ));
-    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (1, 1));
-    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")).is_empty());
+    // The same SYN/ACK again, then one with a new ISN (the server
+    // restarted the handshake): one entry, counted once.
+    for isn in [5000, 9000] {
+        one(fx.run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, isn, f::SYN | f::ACK, 1001, b""),
+        ));
+        assert_eq!((fx.pending_v4(), hint_pending(&fx)), (1, 1));
+    }
     one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9001, b"")));
     assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
     // An RST leaves a remembered IPv6 handshake (and its count) alone:
@@ -715,6 +723,173 @@ fn uninteresting_packets_emit_nothing() {
     }
     assert_eq!(fx.stat(stat::EVENTS), 0);
     assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn ack_of_the_previous_isn_after_a_new_synack_is_forwarded() {
+    // SYN cookies across a time slot, or a listener that rebuilt its
+    // request: the SYN is retransmitted and answered with a new ISN, and
+    // the client may complete with the ACK of either SYN/ACK (the engine
+    // accepts both). The kernel must forward both kinds.
+    let Some(mut fx) = Fixture::new("ack_of_the_previous_isn_after_a_new_synack_is_forwarded")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[5001, 0, 1001, 5001, 0]]);
+    one(fx.tc_in(&tcp4(false, 1000, f::SYN, 0, b"")));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[9001, 0, 1001, 5001, 0]]);
+    // Neither ISN + 2 nor an ACK in between: nothing.
+    for ack in [5002, 9002, 7000] {
+        assert!(
+            fx.tc_in(&tcp4(false, 1001, f::ACK, ack, b"")).is_empty(),
+            "ack {ack}"
+        );
+    }
+    // The previous SYN/ACK's ACK, starting elsewhere: reported, kept.
+    assert_eq!(one(fx.tc_in(&tcp4(false, 3, f::ACK, 5001, b""))).ack, 5001);
+    assert_eq!(fx.pending_v4(), 1);
+    // ... and in place: reported, and the handshake is forgotten.
+    let ev = one(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")));
+    assert_eq!((ev.seq, ev.ack, ev.tcp_flags), (1001, 5001, f::ACK));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
+
+    // A third ISN: the oldest is forgotten, the latest two are accepted.
+    for isn in [100, 200, 300] {
+        one(fx.run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, isn, f::SYN | f::ACK, 1001, b""),
+        ));
+    }
+    assert_eq!(fx.entries_v4(), vec![[301, 0, 1001, 201, 0]]);
+    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 101, b"")).is_empty());
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 201, b"")));
+    assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn retransmitted_synack_keeps_the_previous_isn_and_widest_span() {
+    let Some(mut fx) = Fixture::new("retransmitted_synack_keeps_the_previous_isn_and_widest_span")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b"abcd"),
+    ));
+    // The retransmission of the latest (same ISN, less data) changes nothing.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[9001, 4, 1001, 5001, 0]]);
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9005, b"")));
+    assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn fast_open_server_data_is_forwarded_and_its_ack_completes() {
+    // RFC 7413: the server sends data right after its SYN/ACK; the
+    // client's completing ACK acknowledges it. Userspace widens the
+    // handshake's span on that data, so it must see the data segment, and
+    // then the ACK beyond ISN + 1.
+    let Some(mut fx) = Fixture::new("fast_open_server_data_is_forwarded_and_its_ack_completes")
+    else {
+        return;
+    };
+    one(fx.tc_in(&tcp4(false, 1000, f::SYN, 0, b"GET /")));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1006, b""),
+    ));
+    // A pure ACK from the server: no data, nothing to widen, not forwarded.
+    assert!(fx
+        .run(names::PROG_TC_EGRESS, &tcp4(true, 5001, f::ACK, 1006, b""))
+        .is_empty());
+    // Data from ISN + 1: forwarded; the span reaches its end.
+    let ev = one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5001, f::ACK | f::PSH, 1006, &[b'x'; 100]),
+    ));
+    assert_eq!((ev.kind, ev.seq, ev.payload_len), (KIND_TCP, 5001, 100));
+    assert_eq!((ev.sport, ev.dport, ev.direction), (80, 40000, DIR_EGRESS));
+    assert_eq!(fx.entries_v4(), vec![[5001, 100, 1006, 5001, 0]]);
+    // Contiguous data: forwarded, widens again; a retransmission of the
+    // first: forwarded (the rule holds), span unchanged.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5101, f::ACK, 1006, &[b'y'; 50]),
+    ));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5001, f::ACK | f::PSH, 1006, &[b'x'; 100]),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[5001, 150, 1006, 5001, 0]]);
+    // Data past a gap (seq - (ISN + 1) > span): not forwarded, no change.
+    assert!(fx
+        .run(names::PROG_TC_EGRESS, &tcp4(true, 5152, f::ACK, 1006, b"z"))
+        .is_empty());
+    assert_eq!(fx.entries_v4(), vec![[5001, 150, 1006, 5001, 0]]);
+    // Beyond the data: nothing; acknowledging all of it: the completing ACK.
+    assert!(fx.tc_in(&tcp4(false, 1006, f::ACK, 5152, b"")).is_empty());
+    let ev = one(fx.tc_in(&tcp4(false, 1006, f::ACK, 5151, b"")));
+    assert_eq!((ev.seq, ev.ack), (1006, 5151));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
+    // Handshake over: the server's data is ordinary traffic again.
+    assert!(fx
+        .run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, 5151, f::ACK, 1006, b"more")
+        )
+        .is_empty());
+}
+
+#[test]
+fn fast_open_server_data_v6_is_forwarded() {
+    let Some(mut fx) = Fixture::new("fast_open_server_data_v6_is_forwarded") else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp6(true, 900, f::SYN | f::ACK, 11, b""),
+    ));
+    let ev = one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp6(true, 901, f::ACK, 11, &[0; 1000]),
+    ));
+    assert_eq!((ev.family, ev.seq, ev.payload_len), (FAMILY_V6, 901, 1000));
+    let ev = one(fx.tc_in(&tcp6(false, 11, f::ACK, 1901, b"")));
+    assert_eq!(ev.ack, 1901);
+    assert_eq!(hint_pending(&fx), 0);
+}
+
+#[test]
+fn client_data_of_a_remembered_handshake_does_not_widen_it() {
+    // Only the server's data widens the span: the client's own segments
+    // (own tuple found) are judged as completing ACKs or not at all.
+    let Some(mut fx) = Fixture::new("client_data_of_a_remembered_handshake_does_not_widen_it")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert!(fx
+        .tc_in(&tcp4(false, 1001, f::ACK, 4000, &[0; 100]))
+        .is_empty());
+    assert_eq!(fx.entries_v4(), vec![[5001, 0, 1001, 5001, 0]]);
 }
 
 // ---------------------------------------------------------------------------
