@@ -127,8 +127,12 @@ pub mod stat {
     pub const MAP_FULL: u32 = 2;
     /// Packets the classifier looked at.
     pub const PACKETS: u32 = 3;
+    /// Packets whose headers end past the packet's end even after pulling
+    /// the skb's non-linear part: truncated, so not classified (userspace
+    /// adds them to `malformed`).
+    pub const SHORT: u32 = 4;
     /// Number of counters.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// How the packets of the watched interface begin, told to the kernel

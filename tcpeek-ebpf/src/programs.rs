@@ -31,8 +31,11 @@ pub fn tcpeek_tc_eg(ctx: TcContext) -> i32 {
 #[xdp]
 pub fn tcpeek_xdp(ctx: XdpContext) -> u32 {
     maps::count(stat::PACKETS);
-    // XDP without multi-buffer support sees the whole frame linearly.
-    let _ = try_classify(ctx.data(), ctx.data_end(), DIR_INGRESS);
+    // XDP without multi-buffer support sees the whole frame linearly: a
+    // header past its end is a truncated packet.
+    if let Err(Skip::Short) = try_classify(ctx.data(), ctx.data_end(), DIR_INGRESS) {
+        maps::count(stat::SHORT);
+    }
     XDP_PASS
 }
 
@@ -52,8 +55,15 @@ fn tc(ctx: &TcContext, dir: u8) -> i32 {
         // which matters as pulling a cloned skb copies it) and look again.
         let linear = (ctx.data_end() - ctx.data()) as u32;
         let len = ctx.len();
-        if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
-            let _ = try_classify(ctx.data(), ctx.data_end(), dir);
+        let again = if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
+            try_classify(ctx.data(), ctx.data_end(), dir)
+        } else {
+            Err(Skip::Short)
+        };
+        // Still short: the packet is truncated (or its headers are longer
+        // than PULL_LEN, or the pull failed); counted, never silent.
+        if let Err(Skip::Short) = again {
+            maps::count(stat::SHORT);
         }
     }
     TC_ACT_PIPE

@@ -114,6 +114,8 @@ pub struct EbpfStats {
     pub ringbuf_full: u64,
     /// SYN/ACKs whose handshake could not be remembered (map insert failed).
     pub map_full: u64,
+    /// Packets whose headers ended past the packet (truncated).
+    pub short: u64,
     /// Ring buffer records of the wrong size (a mismatched object; never
     /// expected).
     pub bad_records: u64,
@@ -125,7 +127,7 @@ impl From<EbpfStats> for CaptureStats {
             recv: s.packets,
             drop: s.ringbuf_full,
             ifdrop: s.map_full,
-            malformed: s.bad_records,
+            malformed: s.short + s.bad_records,
         }
     }
 }
@@ -429,6 +431,7 @@ impl EbpfCapture {
             events: sum(stat::EVENTS),
             ringbuf_full: sum(stat::RINGBUF_FULL),
             map_full: sum(stat::MAP_FULL),
+            short: sum(stat::SHORT),
             bad_records: self.bad_records,
         }
     }
@@ -901,6 +904,16 @@ mod tests {
              (ARPHRD_IEEE80211_RADIOTAP), whose link-layer header the classifier \
              does not parse; use --backend pcap"
         );
+    }
+
+    #[test]
+    fn truncated_packets_count_as_malformed() {
+        let s = CaptureStats::from(EbpfStats {
+            short: 2,
+            bad_records: 1,
+            ..EbpfStats::default()
+        });
+        assert_eq!(s.malformed, 3);
     }
 
     #[test]
