@@ -1,7 +1,7 @@
 //! The program entry points (see the crate documentation).
 
 use aya_ebpf::{
-    bindings::{xdp_action::XDP_PASS, TC_ACT_PIPE},
+    bindings::{xdp_action::XDP_PASS, TC_ACT_UNSPEC},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -42,7 +42,7 @@ pub fn tcpeek_xdp(ctx: XdpContext) -> u32 {
 /// Does nothing: the benchmark's baseline for the cost of running a program.
 #[classifier]
 pub fn tcpeek_empty(_ctx: TcContext) -> i32 {
-    TC_ACT_PIPE
+    TC_ACT_UNSPEC
 }
 
 #[inline(always)]
@@ -66,7 +66,14 @@ fn tc(ctx: &TcContext, dir: u8) -> i32 {
             maps::count(stat::SHORT);
         }
     }
-    TC_ACT_PIPE
+    // "No opinion": the next program on the hook runs, then the default
+    // action. TCX runs later programs only on TCX_NEXT, which is -1,
+    // TC_ACT_UNSPEC (net/core/dev.c, tcx_run): TC_ACT_PIPE (3) ended the
+    // chain there, hiding every packet from the programs after ours (a
+    // second tcpeek, a firewall). cls_bpf maps codes it does not know,
+    // PIPE included, to UNSPEC (cls_bpf_exec_opcode), so netlink filters
+    // behave the same either way.
+    TC_ACT_UNSPEC
 }
 
 /// The classifier proper, a BPF subprogram (not inlined) so that the retry

@@ -31,7 +31,8 @@ use tcpeek_common::{
     KIND_TCP,
 };
 
-const TC_ACT_PIPE: u32 = 3;
+/// -1: the next program on the hook runs (TCX_NEXT).
+const TC_ACT_UNSPEC: u32 = u32::MAX;
 const XDP_PASS: u32 = 2;
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -120,7 +121,7 @@ impl Fixture {
         let want = if prog == names::PROG_XDP {
             XDP_PASS
         } else {
-            TC_ACT_PIPE
+            TC_ACT_UNSPEC
         };
         assert_eq!(res.return_value, want, "{prog} verdict");
         assert_eq!(
@@ -1038,7 +1039,7 @@ fn full_ring_buffer_is_counted() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(res.return_value, TC_ACT_PIPE);
+    assert_eq!(res.return_value, TC_ACT_UNSPEC);
     let events = fx.stat(stat::EVENTS);
     let full = fx.stat(stat::RINGBUF_FULL);
     assert_eq!(events + full, 100);
