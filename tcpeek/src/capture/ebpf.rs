@@ -42,7 +42,7 @@ pub mod names {
     pub const PROG_TC_EGRESS: &str = "tcpeek_tc_eg";
     /// XDP program for ingress (events get `DIR_INGRESS`).
     pub const PROG_XDP: &str = "tcpeek_xdp";
-    /// A classifier that only returns `TC_ACT_PIPE`: the benchmark baseline.
+    /// A classifier that only returns `TC_ACT_UNSPEC`: the benchmark baseline.
     pub const PROG_EMPTY: &str = "tcpeek_empty";
     /// Ring buffer of [`tcpeek_common::Event`] records.
     pub const MAP_EVENTS: &str = "TCPEEK_EVENTS";
@@ -155,6 +155,15 @@ pub enum EbpfError {
         arphrd: u16,
         name: &'static str,
     },
+    /// A tun device (IFF_TUN) runs no XDP program at all on the packets
+    /// written to it (drivers/net/tun.c builds XDP buffers for IFF_TAP
+    /// only), and the generic XDP of other L3 devices is unverified.
+    #[error(
+        "--xdp on {iface:?} ({name}, no link-layer header): XDP may not see \
+         its packets (a tun device runs no XDP on them); use TC, i.e. leave \
+         out --xdp"
+    )]
+    XdpWithoutLinkLayer { iface: String, name: &'static str },
     #[error(
         "eBPF capture on {iface:?} needs {missing} (run as root, or grant the \
          capabilities to the binary: setcap cap_bpf,cap_net_admin,cap_perfmon+ep)"
@@ -299,6 +308,12 @@ impl EbpfCapture {
             arphrd,
             name: arphrd::name(arphrd),
         })?;
+        if opts.xdp && framing == Framing::Ip {
+            return Err(EbpfError::XdpWithoutLinkLayer {
+                iface: iface.to_owned(),
+                name: arphrd::name(arphrd),
+            });
+        }
         check_privileges(iface)?;
         let mut ebpf = load_for(opts.ring_bytes, framing)?;
 
