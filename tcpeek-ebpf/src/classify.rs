@@ -1,10 +1,13 @@
 //! What to report: SYN, SYN/ACK, RST, the ACK that completes a handshake,
-//! and ICMP/ICMPv6 destination-unreachable errors quoting a TCP segment.
+//! data the server sends before that ACK (TCP Fast Open), and ICMP/ICMPv6
+//! destination-unreachable errors quoting a TCP segment.
 //!
 //! Hot path: a TCP segment without SYN or RST (nearly every packet of a busy
-//! server) costs the header walk plus, if ACK is set, one hash lookup of its
-//! tuple in the map of handshakes waiting for their final ACK. Everything
-//! else (not TCP/ICMP, malformed) is passed after the walk.
+//! server) costs the header walk plus, if ACK is set, one look at the hint
+//! array; only if its slot may hold a waiting handshake, one hash lookup of
+//! its tuple (and, for a segment with data whose own tuple is not there, one
+//! of the reversed tuple). Everything else (not TCP/ICMP) is passed after
+//! the walk; truncated packets are counted.
 
 use tcpeek_common::{
     tcp_flags::{ACK, RST, SYN},

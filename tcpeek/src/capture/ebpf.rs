@@ -10,6 +10,12 @@
 //! clean up, so the next [`EbpfCapture::open`] removes stale tcpeek filters).
 //! XDP uses a BPF link too (Linux >= 5.9).
 //!
+//! The classifier parses Ethernet framing (Ethernet, veth, loopback) or IP
+//! from the first byte (tun, WireGuard, PPP, raw-IP modems, IP-in-IP, sit
+//! and GRE tunnels), chosen from the device type before loading
+//! ([`Framing::of_arphrd`]); other device types are refused, so that
+//! `--backend auto` falls back to libpcap instead of seeing nothing.
+//!
 //! The kernel side stamps events with `bpf_ktime_get_ns()` (CLOCK_MONOTONIC);
 //! [`EbpfCapture`] converts to Unix-epoch nanoseconds with an offset taken
 //! once at open, so that differences between events (handshake RTTs) stay
