@@ -1150,13 +1150,23 @@ fn collect_until(cap: &mut EbpfCapture, done: impl Fn(&[Event]) -> bool) -> Vec<
 }
 
 fn real_handshake(test: &str, opts: EbpfOptions) {
+    real_handshake_seen_by(test, opts, 1);
+}
+
+/// A handshake and a refused connection with `captures` captures on the
+/// same interface, each of which must see all of it.
+fn real_handshake_seen_by(test: &str, opts: EbpfOptions, captures: usize) {
     let Some(pair) = NetnsPair::new(test) else {
         return;
     };
-    let mut cap = match NetnsPair::in_ns(&pair.a, move || EbpfCapture::open("tpk-a", opts)) {
-        Ok(c) => c,
-        Err(e) => panic!("{test}: open: {e} ({:?})", std::error::Error::source(&e)),
-    };
+    let caps: Vec<EbpfCapture> = (0..captures)
+        .map(
+            |_| match NetnsPair::in_ns(&pair.a, move || EbpfCapture::open("tpk-a", opts)) {
+                Ok(c) => c,
+                Err(e) => panic!("{test}: open: {e} ({:?})", std::error::Error::source(&e)),
+            },
+        )
+        .collect();
     // Server in a (where the capture is), client in b.
     let listener = NetnsPair::in_ns(&pair.a, || TcpListener::bind("192.0.2.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
@@ -1176,9 +1186,15 @@ fn real_handshake(test: &str, opts: EbpfOptions) {
         p
     });
     server.join().unwrap();
+    for (i, mut cap) in caps.into_iter().enumerate() {
+        let test = format!("{test}, capture {i}");
+        check_real_handshake(&test, &mut cap, client_port);
+    }
+}
 
+fn check_real_handshake(test: &str, cap: &mut EbpfCapture, client_port: u16) {
     let ours = |e: &Event| e.sport == client_port || e.dport == client_port;
-    let events = collect_until(&mut cap, |evs| {
+    let events = collect_until(cap, |evs| {
         evs.iter().filter(|e| ours(e)).count() >= 3 && evs.iter().any(|e| e.tcp_flags & f::RST != 0)
     });
     let hs: Vec<&Event> = events.iter().filter(|e| ours(e)).collect();
@@ -1221,6 +1237,18 @@ fn real_handshake(test: &str, opts: EbpfOptions) {
 #[test]
 fn real_handshake_tcx() {
     real_handshake("real_handshake_tcx", EbpfOptions::default());
+}
+
+#[test]
+fn second_capture_on_one_interface_sees_every_packet() {
+    // TCX runs the next program only if the previous returned TCX_NEXT
+    // (TC_ACT_UNSPEC): with TC_ACT_PIPE the capture attached later saw no
+    // ingress packets and the earlier one no egress packets.
+    real_handshake_seen_by(
+        "second_capture_on_one_interface_sees_every_packet",
+        EbpfOptions::default(),
+        2,
+    );
 }
 
 #[test]
