@@ -127,6 +127,27 @@ pub mod stat {
     pub const MAP_FULL: u32 = 2;
     /// Packets the classifier looked at.
     pub const PACKETS: u32 = 3;
+    /// Packets whose headers end past the packet's end even after pulling
+    /// the skb's non-linear part: truncated, so not classified (userspace
+    /// adds them to `malformed`).
+    pub const SHORT: u32 = 4;
     /// Number of counters.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
+}
+
+/// How the packets of the watched interface begin, told to the kernel
+/// classifier through its read-only global [`framing::GLOBAL`] before
+/// loading (the verifier then removes the branch not taken).
+///
+/// Which devices have which framing is the loader's business (their
+/// ARPHRD type, `linux/if_arp.h`).
+pub mod framing {
+    /// Name of the classifier's `u32` global holding one of the values below.
+    pub const GLOBAL: &str = "TCPEEK_FRAMING";
+    /// An Ethernet header (possibly VLAN-tagged) before the IP header:
+    /// Ethernet, veth, bridges, loopback.
+    pub const ETHERNET: u32 = 0;
+    /// The IP header at byte 0, its version in the first nibble: tun,
+    /// WireGuard, PPP, IP-in-IP and GRE tunnels, raw-IP modems.
+    pub const IP: u32 = 1;
 }

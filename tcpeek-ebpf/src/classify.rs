@@ -1,15 +1,20 @@
 //! What to report: SYN, SYN/ACK, RST, the ACK that completes a handshake,
-//! and ICMP/ICMPv6 destination-unreachable errors quoting a TCP segment.
+//! data the server sends before that ACK (TCP Fast Open), and ICMP/ICMPv6
+//! destination-unreachable errors quoting a TCP segment.
 //!
 //! Hot path: a TCP segment without SYN or RST (nearly every packet of a busy
-//! server) costs the header walk plus, if ACK is set, one hash lookup of its
-//! tuple in the map of handshakes waiting for their final ACK. Everything
-//! else (not TCP/ICMP, malformed) is passed after the walk.
+//! server) costs the header walk plus, if ACK is set, one look at the hint
+//! array; only if its slot may hold a waiting handshake, one hash lookup of
+//! its tuple (and, for a segment with data whose own tuple is not there, one
+//! of the reversed tuple). Everything else (not TCP/ICMP) is passed after
+//! the walk; truncated packets are counted.
 
 use tcpeek_common::{
     tcp_flags::{ACK, RST, SYN},
     Event, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH, KIND_TCP,
 };
+
+use aya_ebpf::maps::LruHashMap;
 
 use crate::{
     headers::{self, Ip, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP},
@@ -66,18 +71,18 @@ fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
 }
 
 /// An ACK segment (SYN and RST clear): reported only if it acknowledges a
-/// remembered SYN/ACK. Data on it is fine (RFC 9293 3.5 allows the third
-/// segment to carry data). The entry is forgotten only when the segment
-/// also starts where the client's next segment must (a forged or stale ACK
-/// with the right acknowledgement number is reported, and judged by
-/// userspace, without hiding the real one). The hint array answers
-/// "certainly not" for nearly every segment without touching the hash maps.
+/// remembered SYN/ACK, or if it is the server's data that a remembered
+/// handshake's completing ACK may acknowledge ([`server_data`]). Data on it
+/// is fine (RFC 9293 3.5 allows the third segment to carry data). The entry
+/// is forgotten only when the segment also starts where the client's next
+/// segment must (a forged or stale ACK with the right acknowledgement
+/// number is reported, and judged by userspace, without hiding the real
+/// one). The hint array answers "certainly not" for nearly every segment
+/// without touching the hash maps.
 #[inline(always)]
 fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<(), Skip> {
-    let (ack, seq) = (th.be32::<8>(), th.be32::<4>());
     let ports = th.n32::<0>();
-    let waited = |p: &Pending| ack.wrapping_sub(p.ack) <= p.span;
-    if ip.v6 {
+    let forward = if ip.v6 {
         let h = pkt.header::<40>(ip.l3)?;
         // Low 64 bits of source (8..24) and destination (24..40) address.
         let slot = hint_slot(fold64(h.n64::<16>() ^ h.n64::<32>()), ports);
@@ -85,14 +90,9 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
             return Ok(());
         }
         let key = key_v6(pkt, ip, th, false)?;
-        // SAFETY: the value is plain data copied once; a concurrent delete
-        // can at worst make us read a recycled entry (a missed event).
-        let p = match unsafe { TCPEEK_HS_V6.get(&key) } {
-            Some(p) if waited(p) => *p,
-            _ => return Ok(()),
-        };
-        if p.seq == seq && TCPEEK_HS_V6.remove(&key).is_ok() {
-            hint_remove(slot);
+        match completes(&TCPEEK_HS_V6, &key.0, slot, th) {
+            Some(forward) => forward,
+            None => server_data(&TCPEEK_HS_V6, &key_v6(pkt, ip, th, true)?.0, ip, th, doff),
         }
     } else {
         let h = pkt.header::<20>(ip.l3)?;
@@ -101,63 +101,110 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
             return Ok(());
         }
         let key = key_v4(pkt, ip, th, false)?;
-        // SAFETY: as above.
-        let p = match unsafe { TCPEEK_HS_V4.get(&key) } {
-            Some(p) if waited(p) => *p,
-            _ => return Ok(()),
-        };
-        if p.seq == seq && TCPEEK_HS_V4.remove(&key).is_ok() {
-            hint_remove(slot);
+        match completes(&TCPEEK_HS_V4, &key.0, slot, th) {
+            Some(forward) => forward,
+            None => server_data(&TCPEEK_HS_V4, &key_v4(pkt, ip, th, true)?.0, ip, th, doff),
         }
+    };
+    if forward {
+        emit(tcp_event(pkt, ip, th, doff, dir)?);
     }
-    emit(tcp_event(pkt, ip, th, doff, dir)?);
     Ok(())
+}
+
+/// The client's side of [`final_ack`]: `None` if `key` (the segment's own
+/// tuple) has no entry, else whether the segment acknowledges its SYN/ACK.
+#[inline(always)]
+fn completes<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, th: &Header<20>) -> Option<bool> {
+    let (ack, seq) = (th.be32::<8>(), th.be32::<4>());
+    // SAFETY: the value is plain data copied once; a concurrent delete
+    // can at worst make us read a recycled entry (a missed event).
+    let p = unsafe { *map.get(key)? };
+    if !p.acked_by(ack) {
+        return Some(false);
+    }
+    if p.seq == seq && map.remove(key).is_ok() {
+        hint_remove(slot);
+    }
+    Some(true)
+}
+
+/// The server's side of [`final_ack`]: a segment whose reversed tuple
+/// `rkey` is remembered, carrying data that may come before the completing
+/// ACK (TCP Fast Open, RFC 7413 section 4.2: the server may send data right
+/// after its SYN/ACK, and the client's ACK may acknowledge it). Such data
+/// widens the entry's span, so that this ACK is forwarded, and the segment
+/// itself is forwarded, as userspace applies the same rule to it. Pure
+/// ACKs from the server cost no lookup.
+#[inline(always)]
+fn server_data<K>(
+    map: &LruHashMap<K, Pending>,
+    rkey: &K,
+    ip: &Ip,
+    th: &Header<20>,
+    doff: u32,
+) -> bool {
+    let len = ip.l4_len.saturating_sub(doff);
+    if len == 0 {
+        return false;
+    }
+    let Some(p) = map.get_ptr_mut(rkey) else {
+        return false;
+    };
+    // SAFETY: a valid map value. A racing update of the same entry (the
+    // SYN/ACK retransmitted at this very moment) can at worst lose the
+    // widening, and then only the engine's rule decides, on what it sees.
+    unsafe { (*p).server_data(th.be32::<4>(), len) }
 }
 
 /// SYN/ACK: remember the reversed tuple and what the completing ACK looks
-/// like (RFC 9293 3.5). A retransmitted SYN/ACK (the entry exists) updates
-/// it without counting it twice.
+/// like (RFC 9293 3.5). Another SYN/ACK of the tuple (the entry exists)
+/// updates it ([`Pending::then`]) without counting it twice.
 #[inline(always)]
 fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>, payload_len: u16) -> Result<(), Skip> {
-    const BPF_NOEXIST: u64 = 1;
-    const BPF_EXIST: u64 = 2;
-    const EEXIST: i32 = 17;
-    let pending = Pending {
-        ack: th.be32::<4>().wrapping_add(1),
-        span: payload_len as u32,
-        seq: th.be32::<8>(),
-    };
-    let (slot, res) = if ip.v6 {
+    let pending = Pending::new(th.be32::<4>(), payload_len as u32, th.be32::<8>());
+    if ip.v6 {
         let key = key_v6(pkt, ip, th, true)?;
-        let res = match TCPEEK_HS_V6.insert(&key, pending, BPF_NOEXIST) {
-            Err(e) if e == -EEXIST => TCPEEK_HS_V6
-                .insert(&key, pending, BPF_EXIST)
-                .map(|()| false),
-            r => r.map(|()| true),
-        };
-        (key.slot(), res)
+        remember_in(&TCPEEK_HS_V6, &key.0, key.0.slot(), pending);
     } else {
         let key = key_v4(pkt, ip, th, true)?;
-        let res = match TCPEEK_HS_V4.insert(&key, pending, BPF_NOEXIST) {
-            Err(e) if e == -EEXIST => TCPEEK_HS_V4
-                .insert(&key, pending, BPF_EXIST)
-                .map(|()| false),
-            r => r.map(|()| true),
-        };
-        (key.slot(), res)
-    };
-    match res {
-        Ok(added) => hint_insert(slot, added),
-        Err(_) => count(tcpeek_common::stat::MAP_FULL),
+        remember_in(&TCPEEK_HS_V4, &key.0, key.0.slot(), pending);
     }
     Ok(())
 }
 
 #[inline(always)]
-fn key_v4(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV4, Skip> {
+fn remember_in<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, pending: Pending) {
+    const BPF_NOEXIST: u64 = 1;
+    const EEXIST: i32 = 17;
+    if let Some(p) = map.get_ptr_mut(key) {
+        // SAFETY: a valid map value; see `server_data` on races.
+        unsafe { *p = (*p).then(pending) };
+        hint_insert(slot, false);
+        return;
+    }
+    match map.insert(key, &pending, BPF_NOEXIST) {
+        Ok(()) => hint_insert(slot, true),
+        // Another CPU inserted it since the lookup (a SYN/ACK and its
+        // retransmission at once): already counted.
+        Err(e) if e == -EEXIST => hint_insert(slot, false),
+        Err(_) => count(tcpeek_common::stat::MAP_FULL),
+    }
+}
+
+/// A map key on the stack at an 8-byte boundary. The keys are 4-aligned,
+/// but LLVM may fill them with 8-byte stores (the two IPv4 addresses are
+/// one 8-byte load from the packet), which the verifier refuses at a
+/// 4-aligned stack offset ("misaligned stack access"). The padding after
+/// the key is not part of it (the maps read `size_of::<K>()` bytes).
+#[repr(C, align(8))]
+struct Stacked<K>(K);
+
+#[inline(always)]
+fn key_v4(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<Stacked<KeyV4>, Skip> {
     let h = pkt.header::<20>(ip.l3)?;
     let (s, d, ports) = (h.n32::<12>(), h.n32::<16>(), th.n32::<0>());
-    Ok(if reversed {
+    Ok(Stacked(if reversed {
         // The two ports swap places whatever the host byte order.
         KeyV4 {
             saddr: d,
@@ -170,14 +217,14 @@ fn key_v4(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV
             daddr: d,
             ports,
         }
-    })
+    }))
 }
 
 #[inline(always)]
-fn key_v6(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV6, Skip> {
+fn key_v6(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<Stacked<KeyV6>, Skip> {
     let h = pkt.header::<40>(ip.l3)?;
     let (s, d, ports) = (h.bytes16::<8>(), h.bytes16::<24>(), th.n32::<0>());
-    Ok(if reversed {
+    Ok(Stacked(if reversed {
         KeyV6 {
             saddr: d,
             daddr: s,
@@ -189,7 +236,7 @@ fn key_v6(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<KeyV
             daddr: d,
             ports,
         }
-    })
+    }))
 }
 
 /// An event with the addresses of the IP header at `ip.l3` and `family`.

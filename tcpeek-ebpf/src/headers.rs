@@ -1,8 +1,11 @@
-//! The header walk: Ethernet, up to two VLAN tags, IPv4 or IPv6 with its
+//! The header walk: Ethernet and up to two VLAN tags (or nothing, on
+//! interfaces whose packets start at the IP header), IPv4 or IPv6 with its
 //! extension headers, down to the layer-4 protocol.
 //!
 //! Offsets are those of IEEE 802.3/802.1Q, RFC 791 (IPv4) and RFC 8200
 //! (IPv6). The walk is also used on the IP header quoted inside ICMP errors.
+
+use tcpeek_common::framing;
 
 use crate::packet::{Packet, Skip};
 
@@ -41,10 +44,29 @@ pub struct Ip {
     pub l4_len: u32,
 }
 
-/// Skips the Ethernet header and up to two VLAN tags (802.1ad outer,
-/// 802.1Q inner); returns the IP header.
+/// How this interface's packets begin (`tcpeek_common::framing`), set by
+/// the loader. Read-only data: the verifier knows its value and drops the
+/// walk not taken, so each interface pays for its own framing only.
+#[no_mangle]
+static TCPEEK_FRAMING: u32 = framing::ETHERNET;
+
+/// The IP header: after the Ethernet header and up to two VLAN tags
+/// (802.1ad outer, 802.1Q inner), or at byte 0 on interfaces without a
+/// link-layer header, where the first nibble is the IP version.
 #[inline(always)]
 pub fn l3(pkt: &Packet) -> Result<Ip, Skip> {
+    // SAFETY: a plain read of a static; volatile so that the compiler
+    // cannot fold the value it was built with (the loader patches it).
+    if unsafe { core::ptr::read_volatile(&raw const TCPEEK_FRAMING) } == framing::IP {
+        // 20 bytes, the shortest IP header, rather than the 1 needed: the
+        // verifier cannot use a bounds check of `start + 1` that LLVM turns
+        // into `end > start`.
+        return match pkt.header::<20>(0)?.u8::<0>() >> 4 {
+            4 => ipv4(pkt, 0),
+            6 => ipv6(pkt, 0),
+            _ => Err(Skip::Pass),
+        };
+    }
     let eth = pkt.header::<ETH_HLEN>(0)?;
     let mut proto = eth.be16::<12>();
     let mut off = ETH_HLEN;

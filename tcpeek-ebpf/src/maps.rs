@@ -67,12 +67,15 @@ pub struct Hint {
     stamp: u64,
 }
 
-/// The slot of a tuple given its addresses folded to 32 bits (XOR, so
-/// both directions agree) and its ports as on the wire.
+/// The slot of a tuple given its addresses folded to 32 bits (XOR) and its
+/// ports as on the wire. Both directions of a connection share a slot (the
+/// ports enter XORed with their swap), so that a segment from the server
+/// finds out as cheaply as one from the client whether its handshake may be
+/// remembered (TCP Fast Open data, see `classify::server_data`).
 #[inline(always)]
 pub fn hint_slot(addrs: u32, ports: u32) -> u32 {
     // Fibonacci hashing: the top 16 bits of a multiplication by 2^32/phi.
-    (addrs ^ ports).wrapping_mul(0x9e37_79b9) >> 16
+    (addrs ^ ports ^ ports.rotate_left(16)).wrapping_mul(0x9e37_79b9) >> 16
 }
 
 #[inline(always)]
@@ -139,19 +142,82 @@ pub fn hint_remove(slot: u32) {
     }
 }
 
-/// IPv4 tuple, every field as on the wire (network order).
 /// What a remembered SYN/ACK waits for (host byte order): an ACK whose
 /// acknowledgement number is in `ack..=ack + span` (its sequence number + 1,
-/// up to the end of data it carried, as the userspace engine accepts), and
-/// the sequence number the client's next segment starts at (the SYN/ACK's
-/// own acknowledgement number).
+/// up to the end of data it or the server's later segments carried, as the
+/// userspace engine accepts), or in `prev_ack..=prev_ack + prev_span`, the
+/// same for the tuple's previous SYN/ACK if it had another ISN (SYN cookies
+/// across a time slot, a listener that rebuilt its request: the client may
+/// answer either); and the sequence number the client's next segment starts
+/// at (the SYN/ACK's own acknowledgement number).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {
     pub ack: u32,
     pub span: u32,
     pub seq: u32,
+    /// Equal to `ack`/`span` while the tuple had only one ISN.
+    pub prev_ack: u32,
+    pub prev_span: u32,
 }
+
+impl Pending {
+    /// A first SYN/ACK with sequence number `isn`, acknowledging `seq`.
+    #[inline(always)]
+    pub fn new(isn: u32, payload: u32, seq: u32) -> Pending {
+        let ack = isn.wrapping_add(1);
+        Pending {
+            ack,
+            span: payload,
+            seq,
+            prev_ack: ack,
+            prev_span: payload,
+        }
+    }
+
+    /// This entry after another SYN/ACK of the tuple (`next`, built by
+    /// [`Pending::new`]): a retransmission widens the span if it carried
+    /// more data; a new ISN becomes the latest and the latest the previous.
+    #[inline(always)]
+    pub fn then(self, next: Pending) -> Pending {
+        if next.ack == self.ack {
+            Pending {
+                span: self.span.max(next.span),
+                seq: next.seq,
+                ..self
+            }
+        } else {
+            Pending {
+                prev_ack: self.ack,
+                prev_span: self.span,
+                ..next
+            }
+        }
+    }
+
+    /// Whether `ack` acknowledges the latest or the previous SYN/ACK.
+    #[inline(always)]
+    pub fn acked_by(&self, ack: u32) -> bool {
+        ack.wrapping_sub(self.ack) <= self.span || ack.wrapping_sub(self.prev_ack) <= self.prev_span
+    }
+
+    /// A segment from the server starting at `seq` with `len` bytes of data
+    /// (RFC 7413: Fast Open servers may send data before the completing
+    /// ACK): if it starts within what the latest SYN/ACK and the data so far
+    /// cover, the span grows to its end and `true` says the segment matters
+    /// (userspace applies the same rule and must see it).
+    #[inline(always)]
+    pub fn server_data(&mut self, seq: u32, len: u32) -> bool {
+        let off = seq.wrapping_sub(self.ack);
+        if len == 0 || off > self.span {
+            return false;
+        }
+        self.span = self.span.max(off.saturating_add(len));
+        true
+    }
+}
+
+/// IPv4 tuple, every field as on the wire (network order).
 
 #[repr(C)]
 #[derive(Clone, Copy)]

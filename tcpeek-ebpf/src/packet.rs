@@ -16,8 +16,8 @@ pub enum Skip {
     /// Nothing to report: not TCP/ICMP, malformed, or not interesting.
     Pass,
     /// A header ended past the linear data. On TC the bytes may still exist
-    /// in the skb's non-linear part (see `main.rs`); on XDP and for truncated
-    /// packets this means the same as `Pass`.
+    /// in the skb's non-linear part (see `programs.rs`); otherwise the packet
+    /// is truncated, and counted (`stat::SHORT`).
     Short,
 }
 

@@ -1,7 +1,7 @@
 //! The program entry points (see the crate documentation).
 
 use aya_ebpf::{
-    bindings::{xdp_action::XDP_PASS, TC_ACT_PIPE},
+    bindings::{xdp_action::XDP_PASS, TC_ACT_UNSPEC},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -31,15 +31,18 @@ pub fn tcpeek_tc_eg(ctx: TcContext) -> i32 {
 #[xdp]
 pub fn tcpeek_xdp(ctx: XdpContext) -> u32 {
     maps::count(stat::PACKETS);
-    // XDP without multi-buffer support sees the whole frame linearly.
-    let _ = try_classify(ctx.data(), ctx.data_end(), DIR_INGRESS);
+    // XDP without multi-buffer support sees the whole frame linearly: a
+    // header past its end is a truncated packet.
+    if let Err(Skip::Short) = try_classify(ctx.data(), ctx.data_end(), DIR_INGRESS) {
+        maps::count(stat::SHORT);
+    }
     XDP_PASS
 }
 
 /// Does nothing: the benchmark's baseline for the cost of running a program.
 #[classifier]
 pub fn tcpeek_empty(_ctx: TcContext) -> i32 {
-    TC_ACT_PIPE
+    TC_ACT_UNSPEC
 }
 
 #[inline(always)]
@@ -52,11 +55,25 @@ fn tc(ctx: &TcContext, dir: u8) -> i32 {
         // which matters as pulling a cloned skb copies it) and look again.
         let linear = (ctx.data_end() - ctx.data()) as u32;
         let len = ctx.len();
-        if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
-            let _ = try_classify(ctx.data(), ctx.data_end(), dir);
+        let again = if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
+            try_classify(ctx.data(), ctx.data_end(), dir)
+        } else {
+            Err(Skip::Short)
+        };
+        // Still short: the packet is truncated (or its headers are longer
+        // than PULL_LEN, or the pull failed); counted, never silent.
+        if let Err(Skip::Short) = again {
+            maps::count(stat::SHORT);
         }
     }
-    TC_ACT_PIPE
+    // "No opinion": the next program on the hook runs, then the default
+    // action. TCX runs later programs only on TCX_NEXT, which is -1,
+    // TC_ACT_UNSPEC (net/core/dev.c, tcx_run): TC_ACT_PIPE (3) ended the
+    // chain there, hiding every packet from the programs after ours (a
+    // second tcpeek, a firewall). cls_bpf maps codes it does not know,
+    // PIPE included, to UNSPEC (cls_bpf_exec_opcode), so netlink filters
+    // behave the same either way.
+    TC_ACT_UNSPEC
 }
 
 /// The classifier proper, a BPF subprogram (not inlined) so that the retry

@@ -25,13 +25,14 @@ use aya::{
     Ebpf,
 };
 use etherparse::{PacketBuilder, VlanId};
-use tcpeek::capture::ebpf::{self, names, EbpfCapture, EbpfOptions, TcMode};
+use tcpeek::capture::ebpf::{self, names, EbpfCapture, EbpfOptions, Framing, TcMode};
 use tcpeek_common::{
     stat, tcp_flags as f, Event, DIR_EGRESS, DIR_INGRESS, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH,
     KIND_TCP,
 };
 
-const TC_ACT_PIPE: u32 = 3;
+/// -1: the next program on the hook runs (TCX_NEXT).
+const TC_ACT_UNSPEC: u32 = u32::MAX;
 const XDP_PASS: u32 = 2;
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -66,11 +67,20 @@ impl Fixture {
     }
 
     fn with_ring(test: &str, ring_bytes: u32) -> Option<Fixture> {
+        Self::with(test, ring_bytes, Framing::Ethernet)
+    }
+
+    /// Loaded for an interface whose packets start at the IP header.
+    fn l3(test: &str) -> Option<Fixture> {
+        Self::with(test, 0, Framing::Ip)
+    }
+
+    fn with(test: &str, ring_bytes: u32, framing: Framing) -> Option<Fixture> {
         if !is_root() {
             skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN)");
             return None;
         }
-        let mut ebpf = ebpf::load(ring_bytes).expect("load the eBPF object");
+        let mut ebpf = ebpf::load_for(ring_bytes, framing).expect("load the eBPF object");
         for name in [
             names::PROG_TC_INGRESS,
             names::PROG_TC_EGRESS,
@@ -111,7 +121,7 @@ impl Fixture {
         let want = if prog == names::PROG_XDP {
             XDP_PASS
         } else {
-            TC_ACT_PIPE
+            TC_ACT_UNSPEC
         };
         assert_eq!(res.return_value, want, "{prog} verdict");
         assert_eq!(
@@ -139,9 +149,15 @@ impl Fixture {
     }
 
     fn pending_v4(&self) -> usize {
-        let m: BpfHashMap<_, [u8; 12], [u32; 3]> =
+        self.entries_v4().len()
+    }
+
+    /// The IPv4 handshake map's values: `[ack, span, seq, prev_ack,
+    /// prev_span]` (host order), see tcpeek-ebpf's `maps::Pending`.
+    fn entries_v4(&self) -> Vec<[u32; 5]> {
+        let m: BpfHashMap<_, [u8; 12], [u32; 5]> =
             BpfHashMap::try_from(self.ebpf.map(names::MAP_HANDSHAKES_V4).unwrap()).unwrap();
-        m.keys().count()
+        m.iter().map(|kv| kv.unwrap().1).collect()
     }
 }
 
@@ -323,13 +339,15 @@ fn retransmitted_synack_updates_without_double_counting() {
         &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
     ));
     assert_eq!(hint_pending(&fx), 1);
-    // Same tuple, new ISN (the server restarted the handshake).
-    one(fx.run(
-        names::PROG_TC_EGRESS,
-        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
-    ));
-    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (1, 1));
-    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")).is_empty());
+    // The same SYN/ACK again, then one with a new ISN (the server
+    // restarted the handshake): one entry, counted once.
+    for isn in [5000, 9000] {
+        one(fx.run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, isn, f::SYN | f::ACK, 1001, b""),
+        ));
+        assert_eq!((fx.pending_v4(), hint_pending(&fx)), (1, 1));
+    }
     one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9001, b"")));
     assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
     // An RST leaves a remembered IPv6 handshake (and its count) alone:
@@ -709,6 +727,299 @@ fn uninteresting_packets_emit_nothing() {
 }
 
 #[test]
+fn ack_of_the_previous_isn_after_a_new_synack_is_forwarded() {
+    // SYN cookies across a time slot, or a listener that rebuilt its
+    // request: the SYN is retransmitted and answered with a new ISN, and
+    // the client may complete with the ACK of either SYN/ACK (the engine
+    // accepts both). The kernel must forward both kinds.
+    let Some(mut fx) = Fixture::new("ack_of_the_previous_isn_after_a_new_synack_is_forwarded")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[5001, 0, 1001, 5001, 0]]);
+    one(fx.tc_in(&tcp4(false, 1000, f::SYN, 0, b"")));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[9001, 0, 1001, 5001, 0]]);
+    // Neither ISN + 2 nor an ACK in between: nothing.
+    for ack in [5002, 9002, 7000] {
+        assert!(
+            fx.tc_in(&tcp4(false, 1001, f::ACK, ack, b"")).is_empty(),
+            "ack {ack}"
+        );
+    }
+    // The previous SYN/ACK's ACK, starting elsewhere: reported, kept.
+    assert_eq!(one(fx.tc_in(&tcp4(false, 3, f::ACK, 5001, b""))).ack, 5001);
+    assert_eq!(fx.pending_v4(), 1);
+    // ... and in place: reported, and the handshake is forgotten.
+    let ev = one(fx.tc_in(&tcp4(false, 1001, f::ACK, 5001, b"")));
+    assert_eq!((ev.seq, ev.ack, ev.tcp_flags), (1001, 5001, f::ACK));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
+
+    // A third ISN: the oldest is forgotten, the latest two are accepted.
+    for isn in [100, 200, 300] {
+        one(fx.run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, isn, f::SYN | f::ACK, 1001, b""),
+        ));
+    }
+    assert_eq!(fx.entries_v4(), vec![[301, 0, 1001, 201, 0]]);
+    assert!(fx.tc_in(&tcp4(false, 1001, f::ACK, 101, b"")).is_empty());
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 201, b"")));
+    assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn retransmitted_synack_keeps_the_previous_isn_and_widest_span() {
+    let Some(mut fx) = Fixture::new("retransmitted_synack_keeps_the_previous_isn_and_widest_span")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b"abcd"),
+    ));
+    // The retransmission of the latest (same ISN, less data) changes nothing.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 9000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[9001, 4, 1001, 5001, 0]]);
+    one(fx.tc_in(&tcp4(false, 1001, f::ACK, 9005, b"")));
+    assert_eq!(fx.pending_v4(), 0);
+}
+
+#[test]
+fn fast_open_server_data_is_forwarded_and_its_ack_completes() {
+    // RFC 7413: the server sends data right after its SYN/ACK; the
+    // client's completing ACK acknowledges it. Userspace widens the
+    // handshake's span on that data, so it must see the data segment, and
+    // then the ACK beyond ISN + 1.
+    let Some(mut fx) = Fixture::new("fast_open_server_data_is_forwarded_and_its_ack_completes")
+    else {
+        return;
+    };
+    one(fx.tc_in(&tcp4(false, 1000, f::SYN, 0, b"GET /")));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1006, b""),
+    ));
+    // A pure ACK from the server: no data, nothing to widen, not forwarded.
+    assert!(fx
+        .run(names::PROG_TC_EGRESS, &tcp4(true, 5001, f::ACK, 1006, b""))
+        .is_empty());
+    // Data from ISN + 1: forwarded; the span reaches its end.
+    let ev = one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5001, f::ACK | f::PSH, 1006, &[b'x'; 100]),
+    ));
+    assert_eq!((ev.kind, ev.seq, ev.payload_len), (KIND_TCP, 5001, 100));
+    assert_eq!((ev.sport, ev.dport, ev.direction), (80, 40000, DIR_EGRESS));
+    assert_eq!(fx.entries_v4(), vec![[5001, 100, 1006, 5001, 0]]);
+    // Contiguous data: forwarded, widens again; a retransmission of the
+    // first: forwarded (the rule holds), span unchanged.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5101, f::ACK, 1006, &[b'y'; 50]),
+    ));
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5001, f::ACK | f::PSH, 1006, &[b'x'; 100]),
+    ));
+    assert_eq!(fx.entries_v4(), vec![[5001, 150, 1006, 5001, 0]]);
+    // Data past a gap (seq - (ISN + 1) > span): not forwarded, no change.
+    assert!(fx
+        .run(names::PROG_TC_EGRESS, &tcp4(true, 5152, f::ACK, 1006, b"z"))
+        .is_empty());
+    assert_eq!(fx.entries_v4(), vec![[5001, 150, 1006, 5001, 0]]);
+    // Beyond the data: nothing; acknowledging all of it: the completing ACK.
+    assert!(fx.tc_in(&tcp4(false, 1006, f::ACK, 5152, b"")).is_empty());
+    let ev = one(fx.tc_in(&tcp4(false, 1006, f::ACK, 5151, b"")));
+    assert_eq!((ev.seq, ev.ack), (1006, 5151));
+    assert_eq!((fx.pending_v4(), hint_pending(&fx)), (0, 0));
+    // Handshake over: the server's data is ordinary traffic again.
+    assert!(fx
+        .run(
+            names::PROG_TC_EGRESS,
+            &tcp4(true, 5151, f::ACK, 1006, b"more")
+        )
+        .is_empty());
+}
+
+#[test]
+fn fast_open_server_data_v6_is_forwarded() {
+    let Some(mut fx) = Fixture::new("fast_open_server_data_v6_is_forwarded") else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp6(true, 900, f::SYN | f::ACK, 11, b""),
+    ));
+    let ev = one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp6(true, 901, f::ACK, 11, &[0; 1000]),
+    ));
+    assert_eq!((ev.family, ev.seq, ev.payload_len), (FAMILY_V6, 901, 1000));
+    let ev = one(fx.tc_in(&tcp6(false, 11, f::ACK, 1901, b"")));
+    assert_eq!(ev.ack, 1901);
+    assert_eq!(hint_pending(&fx), 0);
+}
+
+#[test]
+fn client_data_of_a_remembered_handshake_does_not_widen_it() {
+    // Only the server's data widens the span: the client's own segments
+    // (own tuple found) are judged as completing ACKs or not at all.
+    let Some(mut fx) = Fixture::new("client_data_of_a_remembered_handshake_does_not_widen_it")
+    else {
+        return;
+    };
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        &tcp4(true, 5000, f::SYN | f::ACK, 1001, b""),
+    ));
+    assert!(fx
+        .tc_in(&tcp4(false, 1001, f::ACK, 4000, &[0; 100]))
+        .is_empty());
+    assert_eq!(fx.entries_v4(), vec![[5001, 0, 1001, 5001, 0]]);
+}
+
+#[test]
+fn syn_with_options_claimed_but_only_the_fixed_header_present() {
+    // A capture or a middlebox cut the segment after 20 bytes: the data
+    // offset says 40, but the verdict needs the fixed header only.
+    let Some(mut fx) = Fixture::new("syn_with_options_claimed_but_only_the_fixed_header_present")
+    else {
+        return;
+    };
+    let mut syn = tcp4(false, 4242, f::SYN, 0, b"");
+    syn[14 + 20 + 12] = 0xa0; // data offset 10 words
+    for prog in [names::PROG_TC_INGRESS, names::PROG_XDP] {
+        let ev = one(fx.run(prog, &syn));
+        assert_eq!((ev.seq, ev.tcp_flags, ev.payload_len), (4242, f::SYN, 0));
+    }
+    assert_eq!(fx.stat(stat::SHORT), 0);
+}
+
+#[test]
+fn truncated_headers_are_counted_short() {
+    let Some(mut fx) = Fixture::new("truncated_headers_are_counted_short") else {
+        return;
+    };
+    let syn = tcp4(false, 1, f::SYN, 0, b"");
+    // A TCP header cut at 12 bytes (TC and XDP), an IPv4 header cut at 10
+    // (XDP only: the kernel builds no such skb for TC test runs).
+    assert!(fx.tc_in(&syn[..14 + 20 + 12]).is_empty());
+    assert!(fx.run(names::PROG_XDP, &syn[..14 + 20 + 12]).is_empty());
+    assert!(fx.run(names::PROG_XDP, &syn[..14 + 10]).is_empty());
+    assert_eq!(fx.stat(stat::SHORT), 3);
+    // Whole packets that are simply not interesting are not short.
+    assert!(fx.tc_in(&tcp4(false, 1, f::ACK, 1, b"")).is_empty());
+    assert_eq!(fx.stat(stat::SHORT), 3);
+}
+
+// ---------------------------------------------------------------------------
+// Interfaces without a link-layer header (tun, WireGuard, PPP, tunnels).
+
+#[test]
+fn l3_framing_syn_v4_and_v6_from_byte_zero() {
+    let Some(mut fx) = Fixture::l3("l3_framing_syn_v4_and_v6_from_byte_zero") else {
+        return;
+    };
+    for prog in [names::PROG_TC_INGRESS, names::PROG_XDP] {
+        let ev = one(fx.run(prog, l3_of(&tcp4(false, 1000, f::SYN, 0, b""))));
+        assert_eq!(
+            (ev.family, ev.saddr, ev.daddr),
+            (FAMILY_V4, v4(CLIENT4), v4(SERVER4))
+        );
+        assert_eq!(
+            (ev.sport, ev.dport, ev.seq, ev.tcp_flags),
+            (40000, 80, 1000, f::SYN)
+        );
+        let ev = one(fx.run(prog, l3_of(&tcp6(false, 10, f::SYN, 0, b"hi"))));
+        assert_eq!(
+            (ev.family, ev.saddr, ev.daddr),
+            (FAMILY_V6, CLIENT6, SERVER6)
+        );
+        assert_eq!(
+            (ev.sport, ev.dport, ev.seq, ev.payload_len),
+            (50000, 443, 10, 2)
+        );
+    }
+    // The whole handshake, as on a tun device.
+    one(fx.run(
+        names::PROG_TC_EGRESS,
+        l3_of(&tcp4(true, 5000, f::SYN | f::ACK, 1001, b"")),
+    ));
+    let ev = one(fx.tc_in(l3_of(&tcp4(false, 1001, f::ACK, 5001, b""))));
+    assert_eq!((ev.seq, ev.ack), (1001, 5001));
+    assert_eq!(fx.pending_v4(), 0);
+    // An Ethernet frame is garbage here (its first nibble is not 4 or 6).
+    assert!(fx.tc_in(&tcp4(false, 1, f::SYN, 0, b"")).is_empty());
+}
+
+#[test]
+fn l3_framing_icmp_unreachable_quote() {
+    let Some(mut fx) = Fixture::l3("l3_framing_icmp_unreachable_quote") else {
+        return;
+    };
+    let syn = tcp4(false, 1234, f::SYN, 0, b"");
+    let mut pkt = Vec::new();
+    PacketBuilder::ipv4([198, 51, 100, 1], CLIENT4, 64)
+        .icmpv4_raw(3, 1, [0; 4])
+        .write(&mut pkt, l3_of(&syn))
+        .unwrap();
+    let ev = one(fx.tc_in(&pkt));
+    assert_eq!(
+        (ev.kind, ev.saddr, ev.daddr),
+        (KIND_ICMP_UNREACH, v4(CLIENT4), v4(SERVER4))
+    );
+    assert_eq!(
+        (ev.sport, ev.dport, ev.seq, ev.tcp_flags),
+        (40000, 80, 1234, f::SYN)
+    );
+    let syn6 = tcp6(false, 77, f::SYN, 0, b"");
+    let mut pkt = Vec::new();
+    PacketBuilder::ipv6(SERVER6, CLIENT6, 64)
+        .icmpv6_raw(1, 4, [0; 4])
+        .write(&mut pkt, &l3_of(&syn6)[..48])
+        .unwrap();
+    let ev = one(fx.tc_in(&pkt));
+    assert_eq!(
+        (ev.kind, ev.family, ev.seq),
+        (KIND_ICMP_UNREACH, FAMILY_V6, 77)
+    );
+}
+
+#[test]
+fn l3_framing_garbage_first_byte_emits_nothing() {
+    let Some(mut fx) = Fixture::l3("l3_framing_garbage_first_byte_emits_nothing") else {
+        return;
+    };
+    let syn = l3_of(&tcp4(false, 1, f::SYN, 0, b"")).to_vec();
+    for first in [0x00, 0x15, 0x55, 0x65, 0xff] {
+        let mut g = syn.clone();
+        g[0] = first;
+        for prog in [names::PROG_TC_INGRESS, names::PROG_XDP] {
+            assert!(
+                fx.run(prog, &g).is_empty(),
+                "first byte {first:#x} via {prog}"
+            );
+        }
+    }
+    assert_eq!(fx.stat(stat::EVENTS), 0);
+}
+
+#[test]
 fn full_ring_buffer_is_counted() {
     // One page: 4096 / (64 + 8 header) = 56 events fit.
     let Some(mut fx) = Fixture::with_ring("full_ring_buffer_is_counted", 4096) else {
@@ -728,7 +1039,7 @@ fn full_ring_buffer_is_counted() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(res.return_value, TC_ACT_PIPE);
+    assert_eq!(res.return_value, TC_ACT_UNSPEC);
     let events = fx.stat(stat::EVENTS);
     let full = fx.stat(stat::RINGBUF_FULL);
     assert_eq!(events + full, 100);
@@ -839,13 +1150,23 @@ fn collect_until(cap: &mut EbpfCapture, done: impl Fn(&[Event]) -> bool) -> Vec<
 }
 
 fn real_handshake(test: &str, opts: EbpfOptions) {
+    real_handshake_seen_by(test, opts, 1);
+}
+
+/// A handshake and a refused connection with `captures` captures on the
+/// same interface, each of which must see all of it.
+fn real_handshake_seen_by(test: &str, opts: EbpfOptions, captures: usize) {
     let Some(pair) = NetnsPair::new(test) else {
         return;
     };
-    let mut cap = match NetnsPair::in_ns(&pair.a, move || EbpfCapture::open("tpk-a", opts)) {
-        Ok(c) => c,
-        Err(e) => panic!("{test}: open: {e} ({:?})", std::error::Error::source(&e)),
-    };
+    let caps: Vec<EbpfCapture> = (0..captures)
+        .map(
+            |_| match NetnsPair::in_ns(&pair.a, move || EbpfCapture::open("tpk-a", opts)) {
+                Ok(c) => c,
+                Err(e) => panic!("{test}: open: {e} ({:?})", std::error::Error::source(&e)),
+            },
+        )
+        .collect();
     // Server in a (where the capture is), client in b.
     let listener = NetnsPair::in_ns(&pair.a, || TcpListener::bind("192.0.2.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
@@ -865,9 +1186,15 @@ fn real_handshake(test: &str, opts: EbpfOptions) {
         p
     });
     server.join().unwrap();
+    for (i, mut cap) in caps.into_iter().enumerate() {
+        let test = format!("{test}, capture {i}");
+        check_real_handshake(&test, &mut cap, client_port);
+    }
+}
 
+fn check_real_handshake(test: &str, cap: &mut EbpfCapture, client_port: u16) {
     let ours = |e: &Event| e.sport == client_port || e.dport == client_port;
-    let events = collect_until(&mut cap, |evs| {
+    let events = collect_until(cap, |evs| {
         evs.iter().filter(|e| ours(e)).count() >= 3 && evs.iter().any(|e| e.tcp_flags & f::RST != 0)
     });
     let hs: Vec<&Event> = events.iter().filter(|e| ours(e)).collect();
@@ -910,6 +1237,18 @@ fn real_handshake(test: &str, opts: EbpfOptions) {
 #[test]
 fn real_handshake_tcx() {
     real_handshake("real_handshake_tcx", EbpfOptions::default());
+}
+
+#[test]
+fn second_capture_on_one_interface_sees_every_packet() {
+    // TCX runs the next program only if the previous returned TCX_NEXT
+    // (TC_ACT_UNSPEC): with TC_ACT_PIPE the capture attached later saw no
+    // ingress packets and the earlier one no egress packets.
+    real_handshake_seen_by(
+        "second_capture_on_one_interface_sees_every_packet",
+        EbpfOptions::default(),
+        2,
+    );
 }
 
 #[test]

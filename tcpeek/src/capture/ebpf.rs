@@ -10,6 +10,12 @@
 //! clean up, so the next [`EbpfCapture::open`] removes stale tcpeek filters).
 //! XDP uses a BPF link too (Linux >= 5.9).
 //!
+//! The classifier parses Ethernet framing (Ethernet, veth, loopback) or IP
+//! from the first byte (tun, WireGuard, PPP, raw-IP modems, IP-in-IP, sit
+//! and GRE tunnels), chosen from the device type before loading
+//! ([`Framing::of_arphrd`]); other device types are refused, so that
+//! `--backend auto` falls back to libpcap instead of seeing nothing.
+//!
 //! The kernel side stamps events with `bpf_ktime_get_ns()` (CLOCK_MONOTONIC);
 //! [`EbpfCapture`] converts to Unix-epoch nanoseconds with an offset taken
 //! once at open, so that differences between events (handshake RTTs) stay
@@ -29,7 +35,7 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
-use tcpeek_common::{stat, Event, EVENT_SIZE};
+use tcpeek_common::{framing, stat, Event, EVENT_SIZE};
 use tokio::io::unix::AsyncFd;
 
 use super::CaptureStats;
@@ -42,7 +48,7 @@ pub mod names {
     pub const PROG_TC_EGRESS: &str = "tcpeek_tc_eg";
     /// XDP program for ingress (events get `DIR_INGRESS`).
     pub const PROG_XDP: &str = "tcpeek_xdp";
-    /// A classifier that only returns `TC_ACT_PIPE`: the benchmark baseline.
+    /// A classifier that only returns `TC_ACT_UNSPEC`: the benchmark baseline.
     pub const PROG_EMPTY: &str = "tcpeek_empty";
     /// Ring buffer of [`tcpeek_common::Event`] records.
     pub const MAP_EVENTS: &str = "TCPEEK_EVENTS";
@@ -117,6 +123,8 @@ pub struct EbpfStats {
     pub ringbuf_full: u64,
     /// SYN/ACKs whose handshake could not be remembered (map insert failed).
     pub map_full: u64,
+    /// Packets whose headers ended past the packet (truncated).
+    pub short: u64,
     /// Ring buffer records of the wrong size (a mismatched object; never
     /// expected).
     pub bad_records: u64,
@@ -128,7 +136,7 @@ impl From<EbpfStats> for CaptureStats {
             recv: s.packets,
             drop: s.ringbuf_full,
             ifdrop: s.map_full,
-            malformed: s.bad_records,
+            malformed: s.short + s.bad_records,
             // The kernel classifier reads whole packets: nothing is cut.
             truncated: 0,
         }
@@ -140,6 +148,33 @@ impl From<EbpfStats> for CaptureStats {
 pub enum EbpfError {
     #[error("interface {iface:?} does not exist")]
     NoSuchInterface { iface: String },
+    #[error("eBPF capture watches one interface, not \"any\"; use --backend pcap for -i any")]
+    AnyInterface,
+    #[error("cannot tell the device type of {iface:?} (SIOCGIFHWADDR)")]
+    DeviceType {
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "eBPF capture cannot watch {iface:?}: its device type is ARPHRD {arphrd} \
+         ({name}), whose link-layer header the classifier does not parse; use \
+         --backend pcap"
+    )]
+    UnsupportedDevice {
+        iface: String,
+        arphrd: u16,
+        name: &'static str,
+    },
+    /// A tun device (IFF_TUN) runs no XDP program at all on the packets
+    /// written to it (drivers/net/tun.c builds XDP buffers for IFF_TAP
+    /// only), and the generic XDP of other L3 devices is unverified.
+    #[error(
+        "--xdp on {iface:?} ({name}, no link-layer header): XDP may not see \
+         its packets (a tun device runs no XDP on them); use TC, i.e. leave \
+         out --xdp"
+    )]
+    XdpWithoutLinkLayer { iface: String, name: &'static str },
     #[error(
         "eBPF capture on {iface:?} needs {missing} (run as root, or grant the \
          capabilities to the binary: setcap cap_bpf,cap_net_admin,cap_perfmon+ep)"
@@ -270,17 +305,34 @@ impl Ring {
 impl EbpfCapture {
     /// Loads the classifier and attaches it to `iface`.
     pub fn open(iface: &str, opts: EbpfOptions) -> Result<EbpfCapture, EbpfError> {
-        let ifindex = ifindex(iface).ok_or_else(|| EbpfError::NoSuchInterface {
+        let Some(ifindex) = ifindex(iface) else {
+            if iface == "any" {
+                return Err(EbpfError::AnyInterface);
+            }
+            return Err(EbpfError::NoSuchInterface {
+                iface: iface.to_owned(),
+            });
+        };
+        let arphrd = device_type(iface)?;
+        let framing = Framing::of_arphrd(arphrd).ok_or(EbpfError::UnsupportedDevice {
             iface: iface.to_owned(),
+            arphrd,
+            name: arphrd::name(arphrd),
         })?;
+        if opts.xdp && framing == Framing::Ip {
+            return Err(EbpfError::XdpWithoutLinkLayer {
+                iface: iface.to_owned(),
+                name: arphrd::name(arphrd),
+            });
+        }
         check_privileges(iface)?;
-        let mut ebpf = load(opts.ring_bytes)?;
+        let mut ebpf = load_for(opts.ring_bytes, framing)?;
 
         let mut qdisc = None;
         // Every packet on a loopback interface passes its egress hook and
         // then its ingress hook: watching both would see each twice (and
         // count it as a retransmission). Egress alone sees them all once.
-        let ingress = if is_loopback(iface) {
+        let ingress = if arphrd == arphrd::LOOPBACK {
             None
         } else if opts.xdp {
             attach_xdp(&mut ebpf, iface)?;
@@ -418,6 +470,7 @@ impl EbpfCapture {
             events: sum(stat::EVENTS),
             ringbuf_full: sum(stat::RINGBUF_FULL),
             map_full: sum(stat::MAP_FULL),
+            short: sum(stat::SHORT),
             bad_records: self.bad_records,
         }
     }
@@ -446,9 +499,15 @@ pub fn object() -> &'static [u8] {
     OBJECT
 }
 
-/// Loads (creates the maps of) the embedded object with a ring buffer of
-/// `ring_bytes` (0: default). Programs are not loaded into the kernel yet.
+/// Loads (creates the maps of) the embedded object for Ethernet framing
+/// with a ring buffer of `ring_bytes` (0: default). Programs are not loaded
+/// into the kernel yet.
 pub fn load(ring_bytes: u32) -> Result<Ebpf, EbpfError> {
+    load_for(ring_bytes, Framing::Ethernet)
+}
+
+/// [`load`] for interfaces whose packets begin as `framing` says.
+pub fn load_for(ring_bytes: u32, framing: Framing) -> Result<Ebpf, EbpfError> {
     let ring_bytes = if ring_bytes == 0 {
         DEFAULT_RING_BYTES
     } else {
@@ -461,9 +520,11 @@ pub fn load(ring_bytes: u32) -> Result<Ebpf, EbpfError> {
             page,
         });
     }
+    let global = framing.global();
     let wake_bytes = wake_bytes(ring_bytes);
     EbpfLoader::new()
         .map_max_entries(names::MAP_EVENTS, ring_bytes)
+        .override_global(framing::GLOBAL, &global, true)
         .override_global(names::GLOBAL_WAKE_BYTES, &wake_bytes, true)
         .load(OBJECT)
         .map_err(|e| EbpfError::Load(Box::new(e)))
@@ -604,13 +665,123 @@ fn check_privileges(iface: &str) -> Result<(), EbpfError> {
     }
 }
 
-/// Whether `iface` is a loopback device (IFF_LOOPBACK, netdevice(7)).
-fn is_loopback(iface: &str) -> bool {
-    const IFF_LOOPBACK: u32 = 0x8;
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/flags"))
-        .ok()
-        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
-        .is_some_and(|flags| flags & IFF_LOOPBACK != 0)
+/// How an interface's packets begin, as far as the classifier is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// An Ethernet header, maybe VLAN tags, then IP.
+    Ethernet,
+    /// IP from the first byte (no link-layer header).
+    Ip,
+}
+
+impl Framing {
+    /// The framing of ARPHRD device type `ty`, or `None` for a link layer
+    /// the classifier does not parse (then it would see nothing there, and
+    /// libpcap, which knows many more, must be used).
+    ///
+    /// The L3 types are those whose devices have no `header_ops`, so that
+    /// TC and XDP (generic and tun's native) see packets from the network
+    /// header on: `skb->data` at the IP header on ingress and egress.
+    pub fn of_arphrd(ty: u16) -> Option<Framing> {
+        use arphrd::*;
+        match ty {
+            ETHER | LOOPBACK => Some(Framing::Ethernet),
+            NONE | PPP | RAWIP | TUNNEL | TUNNEL6 | SIT | IPGRE | IP6GRE => Some(Framing::Ip),
+            _ => None,
+        }
+    }
+
+    /// The value of the classifier's [`framing::GLOBAL`].
+    fn global(self) -> u32 {
+        match self {
+            Framing::Ethernet => framing::ETHERNET,
+            Framing::Ip => framing::IP,
+        }
+    }
+}
+
+/// Device types (`dev->type`), from `linux/if_arp.h`.
+pub mod arphrd {
+    pub const ETHER: u16 = 1;
+    pub const PPP: u16 = 512;
+    pub const RAWIP: u16 = 519;
+    pub const TUNNEL: u16 = 768;
+    pub const TUNNEL6: u16 = 769;
+    pub const LOOPBACK: u16 = 772;
+    pub const SIT: u16 = 776;
+    pub const IPGRE: u16 = 778;
+    pub const IP6GRE: u16 = 823;
+    /// tun, WireGuard: no link-layer header at all.
+    pub const NONE: u16 = 0xfffe;
+
+    /// The `ARPHRD_` name of `ty`, for messages.
+    pub fn name(ty: u16) -> &'static str {
+        match ty {
+            0 => "ARPHRD_NETROM",
+            ETHER => "ARPHRD_ETHER",
+            6 => "ARPHRD_IEEE802",
+            24 => "ARPHRD_IEEE1394",
+            32 => "ARPHRD_INFINIBAND",
+            256 => "ARPHRD_SLIP",
+            257 => "ARPHRD_CSLIP",
+            PPP => "ARPHRD_PPP",
+            513 => "ARPHRD_CISCO (HDLC)",
+            516 => "ARPHRD_X25",
+            RAWIP => "ARPHRD_RAWIP",
+            TUNNEL => "ARPHRD_TUNNEL",
+            TUNNEL6 => "ARPHRD_TUNNEL6",
+            770 => "ARPHRD_FRAD",
+            LOOPBACK => "ARPHRD_LOOPBACK",
+            774 => "ARPHRD_FDDI",
+            SIT => "ARPHRD_SIT",
+            IPGRE => "ARPHRD_IPGRE",
+            801 => "ARPHRD_IEEE80211",
+            802 => "ARPHRD_IEEE80211_PRISM",
+            803 => "ARPHRD_IEEE80211_RADIOTAP",
+            804 => "ARPHRD_IEEE802154",
+            IP6GRE => "ARPHRD_IP6GRE",
+            824 => "ARPHRD_NETLINK",
+            825 => "ARPHRD_6LOWPAN",
+            826 => "ARPHRD_VSOCKMON",
+            0xffff => "ARPHRD_VOID",
+            NONE => "ARPHRD_NONE",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The ARPHRD device type of `iface` in the calling thread's network
+/// namespace. Asked with SIOCGIFHWADDR (netdevice(7): its `sa_family` is
+/// the device type) rather than read from `/sys/class/net/IFACE/type`:
+/// sysfs shows the namespace of whoever mounted it, which a thread that
+/// entered another namespace with setns(2) is not in.
+fn device_type(iface: &str) -> Result<u16, EbpfError> {
+    let err = |source| EbpfError::DeviceType {
+        iface: iface.to_owned(),
+        source,
+    };
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = iface.as_bytes();
+    if name.len() >= ifr.ifr_name.len() {
+        return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: a valid socket and a valid, NUL-terminated ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member.
+    Ok(unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
 fn attach_xdp(ebpf: &mut Ebpf, iface: &str) -> Result<(), EbpfError> {
@@ -739,5 +910,74 @@ impl Drop for ClsactGuard {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ethernet_and_loopback_devices_have_ethernet_framing() {
+        for ty in [arphrd::ETHER, arphrd::LOOPBACK] {
+            assert_eq!(Framing::of_arphrd(ty), Some(Framing::Ethernet), "{ty}");
+        }
+    }
+
+    #[test]
+    fn devices_without_link_layer_header_have_ip_framing() {
+        // tun/WireGuard, PPP, raw-IP modems, ipip, ip6tnl, sit, gre, ip6gre.
+        for ty in [0xfffe, 512, 519, 768, 769, 776, 778, 823] {
+            assert_eq!(Framing::of_arphrd(ty), Some(Framing::Ip), "{ty}");
+        }
+    }
+
+    #[test]
+    fn other_link_layers_are_refused_by_name() {
+        // gretap and ip6gretap are ARPHRD_ETHER; these are not.
+        for (ty, name) in [
+            (32, "ARPHRD_INFINIBAND"),
+            (801, "ARPHRD_IEEE80211"),
+            (803, "ARPHRD_IEEE80211_RADIOTAP"),
+            (256, "ARPHRD_SLIP"),
+            (0xffff, "ARPHRD_VOID"),
+            (4242, "unknown"),
+        ] {
+            assert_eq!(Framing::of_arphrd(ty), None, "{ty}");
+            assert_eq!(arphrd::name(ty), name);
+        }
+        let e = EbpfError::UnsupportedDevice {
+            iface: "mon0".into(),
+            arphrd: 803,
+            name: arphrd::name(803),
+        };
+        assert_eq!(
+            e.to_string(),
+            "eBPF capture cannot watch \"mon0\": its device type is ARPHRD 803 \
+             (ARPHRD_IEEE80211_RADIOTAP), whose link-layer header the classifier \
+             does not parse; use --backend pcap"
+        );
+    }
+
+    #[test]
+    fn truncated_packets_count_as_malformed() {
+        let s = CaptureStats::from(EbpfStats {
+            short: 2,
+            bad_records: 1,
+            ..EbpfStats::default()
+        });
+        assert_eq!(s.malformed, 3);
+    }
+
+    #[test]
+    fn any_is_refused_with_a_pointer_to_libpcap() {
+        if ifindex("any").is_some() {
+            return; // An interface really named "any".
+        }
+        let e = EbpfCapture::open("any", EbpfOptions::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, EbpfError::AnyInterface), "{e}");
+        assert!(e.to_string().contains("--backend pcap"), "{e}");
     }
 }

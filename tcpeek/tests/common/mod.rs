@@ -77,7 +77,7 @@ pub struct Netns {
 }
 
 impl Netns {
-    fn new(name: String) -> Netns {
+    pub fn new(name: String) -> Netns {
         // A namespace left over by a killed run of the same name.
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
