@@ -241,9 +241,18 @@ impl Engine {
         }
         let (src, dst) = endpoints(ev);
         let (key, src_is_lo) = Key::of(src, dst);
-        self.now = self.now.max(ev.ts_ns);
+        let clamped;
+        let ev = if ev.ts_ns < self.now {
+            clamped = Event {
+                ts_ns: self.now,
+                ..*ev
+            };
+            &clamped
+        } else {
+            self.now = ev.ts_ns;
+            ev
+        };
         let now = self.now;
-        let ev = &Event { ts_ns: now, ..*ev };
 
         let Some(i) = self.table.find(&key) else {
             if syn && !ack && !rst && !fin {

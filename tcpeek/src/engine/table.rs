@@ -2,10 +2,13 @@
 //! two intrusive lists ordered by last activity (live handshakes, recently
 //! finished ones) so that expiry and eviction are O(1) per session.
 //!
-//! The hash index holds only `u32` slot numbers; keys live in the slots. That
-//! keeps a tracked handshake at about one hundred bytes (see BENCHMARKS.md)
-//! and lets the table grow lazily up to a hard limit instead of reserving
-//! it up front.
+//! The hash index holds `u32` slot numbers and 32 bits of each key's hash;
+//! keys live in the slots. That keeps a tracked handshake at about one
+//! hundred and thirty bytes (see BENCHMARKS.md) and lets the table grow
+//! lazily up to a hard limit instead of reserving it up front. The stored
+//! hash lets the index grow without reading a single slot (a random memory
+//! access per entry, which made growth a tenth of the time on a burst of
+//! new handshakes) and lets a lookup skip slots whose hash differs.
 
 use std::hash::BuildHasher;
 
@@ -49,8 +52,25 @@ pub(crate) struct Slot {
     list: ListId,
 }
 
+/// An index entry: a slot number and the key's hash as [`Table::hash`]
+/// gives it, folded to 32 bits.
+#[derive(Clone, Copy)]
+struct Entry {
+    slot: u32,
+    hash: u32,
+}
+
+impl Entry {
+    /// The 64-bit hash the index is built with: both halves from the
+    /// stored 32 bits, so that hashbrown's bucket (low bits) and tag (top
+    /// seven bits) both vary.
+    fn wide(h: u32) -> u64 {
+        u64::from(h) << 32 | u64::from(h)
+    }
+}
+
 pub(crate) struct Table {
-    index: HashTable<u32>,
+    index: HashTable<Entry>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: List,
@@ -82,15 +102,20 @@ impl Table {
         self.closed.len
     }
 
-    fn hash(&self, key: &Key) -> u64 {
-        self.hasher.hash_one(key)
+    /// The key's hash, folded to 32 bits.
+    fn hash(&self, key: &Key) -> u32 {
+        let h = self.hasher.hash_one(key);
+        (h ^ (h >> 32)) as u32
     }
 
     pub(crate) fn find(&self, key: &Key) -> Option<u32> {
         let slots = &self.slots;
+        let h = self.hash(key);
         self.index
-            .find(self.hash(key), |&i| slots[i as usize].session.key == *key)
-            .copied()
+            .find(Entry::wide(h), |e| {
+                e.hash == h && slots[e.slot as usize].session.key == *key
+            })
+            .map(|e| e.slot)
     }
 
     pub(crate) fn get(&self, slot: u32) -> &Session {
@@ -139,10 +164,10 @@ impl Table {
                 (self.slots.len() - 1) as u32
             }
         };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| {
-            self.hasher.hash_one(slots[j as usize].session.key)
-        });
+        self.index
+            .insert_unique(Entry::wide(hash), Entry { slot: i, hash }, |e| {
+                Entry::wide(e.hash)
+            });
         self.push_tail(i, ListId::Live);
         i
     }
@@ -151,7 +176,7 @@ impl Table {
     pub(crate) fn remove(&mut self, i: u32) {
         self.unlink(i);
         let hash = self.hash(&self.slots[i as usize].session.key);
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(Entry::wide(hash), |e| e.slot == i) {
             entry.remove();
         }
         self.free.push(i);
