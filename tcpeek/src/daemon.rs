@@ -608,10 +608,12 @@ fn run_live(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                     agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
                 }
                 _ = tick.tick() => {
-                    // Queued events carry their own time and end what they
-                    // pass; a tick ahead of them would time out handshakes
-                    // whose next segment is already in the queue. Packets
-                    // reach us up to a batch late: leave them a second.
+                    // Time passes without records: the reordering window
+                    // hands on what it held, and what is due times out.
+                    // Queued records carry their own time and end what
+                    // they pass; expiry stays LIVE_EXPIRY_MARGIN_NS behind
+                    // the clock, so a handshake whose next segment is
+                    // still on its way is not timed out.
                     if rx.is_empty() {
                         agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
                     }
