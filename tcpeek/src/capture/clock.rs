@@ -141,12 +141,9 @@ impl FileClock {
     }
 
     fn emit_own(&mut self, ts: u64, event: Option<Event>, out: &mut impl FnMut(Timed)) {
-        // Time is the latest confirmed stamp, except after a confirmed
-        // jump backwards, which restarts it.
-        self.believed = Some(match self.believed {
-            Some(t) if agree(t, ts) => t.max(ts),
-            _ => ts,
-        });
+        // Time is the latest believed stamp (a confirmed jump, backwards
+        // too, restarts it: `push` forgets the old time first).
+        self.believed = Some(self.believed.map_or(ts, |t| t.max(ts)));
         out(Timed {
             ts_ns: ts,
             event: event.map(|e| Event { ts_ns: ts, ..e }),
@@ -248,6 +245,39 @@ mod tests {
     fn two_damaged_frames_in_a_row_are_both_overruled() {
         let (t, n) = times(&[T0, T0 + 10 * YEAR, 7, T0 + S]);
         assert_eq!((t, n), (vec![T0, T0, T0, T0 + S], 2));
+    }
+
+    #[test]
+    fn a_confirmed_jump_backwards_restarts_the_time() {
+        // A file whose clock was set back by an hour: once two frames
+        // agree, the new time is believed, and frames after it too.
+        let back = T0 - 3600 * S;
+        let s = [T0, T0 + S, back, back + S, back + 2 * S];
+        assert_eq!(times(&s), (s.to_vec(), 0));
+    }
+
+    #[test]
+    fn the_believed_time_is_the_latest_stamp() {
+        // A frame a little older than the one before it (within the jump
+        // bound) keeps its stamp but does not set the time back.
+        let mut c = FileClock::new();
+        for ts in [T0, T0 + 10 * S, T0 + 5 * S] {
+            c.push(ts, None, &mut |_| {});
+        }
+        assert_eq!(c.now(), Some(T0 + 10 * S));
+    }
+
+    #[test]
+    fn events_carry_the_time_they_are_handled_at() {
+        let mut c = FileClock::new();
+        let mut got = Vec::new();
+        for ts in [T0, T0 + S] {
+            // An event whose own stamp is not the frame's.
+            c.push(ts, Some(Event::ZERO), &mut |t: Timed| got.push(t));
+        }
+        c.finish(&mut |t: Timed| got.push(t));
+        let stamps: Vec<u64> = got.iter().map(|t| t.event.unwrap().ts_ns).collect();
+        assert_eq!(stamps, [T0, T0 + S]);
     }
 
     #[test]

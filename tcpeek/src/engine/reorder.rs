@@ -61,15 +61,6 @@ impl Reorder {
         self.late
     }
 
-    /// Records held now.
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-
     /// Takes one record; what can be released already goes to `out`.
     pub fn push(&mut self, ev: Event, out: &mut impl FnMut(&Event)) {
         if ev.ts_ns < self.released {
@@ -210,6 +201,6 @@ mod tests {
             .collect();
         let got = run(&mut r, &evs);
         assert_eq!(got, (0..10).collect::<Vec<_>>());
-        assert_eq!(r.len(), MAX_HELD);
+        assert_eq!(r.held.len(), MAX_HELD);
     }
 }

@@ -271,9 +271,15 @@ mod syn_sent {
 
     #[test]
     fn server_rst_without_ack_is_not_accepted() {
-        // RFC 9293 3.10.7.3: in SYN-SENT, an RST without ACK is dropped.
+        // RFC 9293 3.10.7.3: in SYN-SENT, an RST without ACK is dropped,
+        // whatever its acknowledgement field holds.
         let mut h = Harness::new();
-        h.feed(&[syn(0), s2c(1, RST, 0, 0)]);
+        h.feed(&[
+            syn(0),
+            s2c(1, RST, 0, 0),
+            s2c(2, RST, 0, C_ISN + 1),
+            s2c(3, RST, 1, 0),
+        ]);
         assert!(h.out.is_empty());
     }
 
@@ -763,6 +769,57 @@ mod simultaneous_open {
         h.feed(&opening());
         h.feed(&[s2c(2, RST, S_ISN + 1, 0)]);
         assert_eq!(h.outcomes(), [Outcome::Reject]);
+    }
+
+    #[test]
+    fn succeeds_when_the_server_acks_plainly() {
+        // The server's side of a simultaneous open may acknowledge the
+        // client's SYN with a plain ACK (RFC 9293 figure 8).
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[
+            c2s(2, SYN | ACK, C_ISN, S_ISN + 1),
+            s2c(3, ACK, S_ISN + 1, C_ISN + 1),
+        ]);
+        assert_eq!(h.outcomes(), [Outcome::Success]);
+    }
+
+    #[test]
+    fn a_plain_server_ack_of_another_number_or_out_of_sequence_decides_nothing() {
+        for (seq, ack) in [(S_ISN + 1, C_ISN + 9), (S_ISN + 4000, C_ISN + 1)] {
+            let mut h = Harness::new();
+            h.feed(&opening());
+            h.feed(&[c2s(2, SYN | ACK, C_ISN, S_ISN + 1), s2c(3, ACK, seq, ack)]);
+            assert!(h.out.is_empty(), "seq {seq} ack {ack}");
+        }
+    }
+
+    #[test]
+    fn a_client_synack_with_another_isn_or_ack_decides_nothing() {
+        for (seq, ack) in [(C_ISN + 5, S_ISN + 1), (C_ISN, S_ISN + 9)] {
+            let mut h = Harness::new();
+            h.feed(&opening());
+            h.feed(&[
+                c2s(2, SYN | ACK, seq, ack),
+                s2c(3, SYN | ACK, S_ISN, C_ISN + 1),
+            ]);
+            assert!(h.out.is_empty(), "seq {seq} ack {ack}");
+        }
+    }
+
+    #[test]
+    fn icmp_quoting_the_servers_syn_ends_it() {
+        // Both sides are connecting sockets here: the server gives up on
+        // an error quoting its SYN, as a client would (tcp_v4_err).
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[unreach(2, &s2c(1, SYN, S_ISN, 0), 1)]);
+        assert_eq!(h.outcomes(), [Outcome::Unreach]);
+        // Not for a sequence number the server never sent.
+        let mut h = Harness::new();
+        h.feed(&opening());
+        h.feed(&[unreach(2, &s2c(1, SYN, S_ISN + 7, 0), 1)]);
+        assert!(h.out.is_empty());
     }
 }
 
