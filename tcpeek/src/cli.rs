@@ -186,7 +186,6 @@ pub struct Config {
     pub user: Option<String>,
     pub quiet: bool,
     pub json: bool,
-    pub loglevel: log::LevelFilter,
     /// Set when the local addresses were not given and had to be guessed;
     /// printed at start-up.
     pub local_note: Option<String>,
@@ -291,7 +290,6 @@ impl Config {
             user: args.user,
             quiet: args.quiet,
             json: args.json,
-            loglevel: args.loglevel,
             local_note,
         })
     }

@@ -224,7 +224,6 @@ pub enum EbpfError {
 /// Dropping it detaches everything it attached: the programs and their
 /// links first, then a `clsact` qdisc it added.
 pub struct EbpfCapture {
-    iface: String,
     ring: Ring,
     stats: PerCpuArray<MapData, u64>,
     bad_records: u64,
@@ -361,7 +360,6 @@ impl EbpfCapture {
         let ring = take_map(&mut ebpf, names::MAP_EVENTS, RingBuf::try_from)?;
         let stats = take_map(&mut ebpf, names::MAP_STATS, PerCpuArray::try_from)?;
         Ok(EbpfCapture {
-            iface: iface.to_owned(),
             ring: Ring::Plain(ring),
             stats,
             bad_records: 0,
@@ -380,11 +378,6 @@ impl EbpfCapture {
     pub fn clock(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
         let offset = self.mono_to_epoch_ns;
         move || u64::try_from(monotonic_ns().saturating_add(offset)).unwrap_or(0)
-    }
-
-    /// The interface this capture is attached to.
-    pub fn interface(&self) -> &str {
-        &self.iface
     }
 
     /// Appends the events waiting in the ring buffer to `out` without
@@ -484,12 +477,6 @@ impl EbpfCapture {
             .filter_map(|(_, p)| p.info().ok())
             .map(|info| info.id())
             .collect()
-    }
-
-    /// The ring buffer's file descriptor (readable when events wait), for
-    /// callers with their own poll loop.
-    pub fn ring_fd(&mut self) -> std::os::fd::RawFd {
-        self.ring.get_mut().as_raw_fd()
     }
 }
 

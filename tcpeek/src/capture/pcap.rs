@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use pcap::{Activated, Active, Capture, Device, Linktype, Precision};
 use tcpeek_common::Event;
 
-use super::decode::{ChecksumMode, DecodeError, Decoder, LinkType};
+use super::decode::{ChecksumMode, Decoder, LinkType};
 use super::CaptureStats;
 
 /// Default bytes captured per frame. The deepest header stack tcpeek reads
@@ -119,7 +119,6 @@ pub struct PcapCapture {
     decoder: Decoder,
     /// Interface name, for messages.
     source_name: String,
-    interface: Option<String>,
     snaplen: i32,
     buffer_mb: u32,
     /// The kernel filter in place, `None` if none could be installed.
@@ -128,7 +127,6 @@ pub struct PcapCapture {
     nanos: bool,
     malformed: u64,
     truncated: u64,
-    last_malformed: Option<DecodeError>,
     /// Live counters, widened from libpcap's wrapping 32-bit ones.
     recv: Counter,
     drop: Counter,
@@ -188,30 +186,18 @@ impl PcapCapture {
             decoder: Decoder::new(link, opts.checksum),
             cap,
             fd,
-            source_name: interface.clone(),
-            interface: Some(interface),
+            source_name: interface,
             snaplen,
             buffer_mb: opts.buffer_mb,
             filter,
             nanos,
             malformed: 0,
             truncated: 0,
-            last_malformed: None,
             recv: Counter::default(),
             drop: Counter::default(),
             ifdrop: Counter::default(),
             done: false,
         })
-    }
-
-    /// The interface captured on.
-    pub fn interface(&self) -> Option<&str> {
-        self.interface.as_deref()
-    }
-
-    /// The link type being decoded.
-    pub fn link_type(&self) -> LinkType {
-        self.decoder.link()
     }
 
     /// The startup line, worded like tcpdump's:
@@ -291,10 +277,7 @@ impl PcapCapture {
                     return Ok(Next::Event(d.event));
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    self.malformed += 1;
-                    self.last_malformed = Some(e);
-                }
+                Err(_) => self.malformed += 1,
             }
             skipped += 1;
             if skipped.is_multiple_of(64)
@@ -322,11 +305,6 @@ impl PcapCapture {
             malformed: self.malformed,
             truncated: self.truncated,
         }
-    }
-
-    /// Why the most recent malformed frame was rejected (for debug logs).
-    pub fn last_malformed(&self) -> Option<&DecodeError> {
-        self.last_malformed.as_ref()
     }
 }
 
@@ -513,7 +491,6 @@ mod tests {
         // Regression: on TPACKET_V3 a blocking read with a 100 ms timeout
         // waited two minutes on a quiet interface.
         let mut cap = live("lo").expect("lo opens");
-        assert_eq!(cap.interface(), Some("lo"));
         assert!(
             cap.banner().starts_with("listening on lo, link-type "),
             "{}",

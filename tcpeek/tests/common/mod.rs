@@ -7,7 +7,10 @@
 //! namespaces of one pair. Waits poll for a condition with a generous limit;
 //! nothing relies on a fixed sleep.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary includes this module and uses only part of it"
+)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
