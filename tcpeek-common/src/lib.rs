@@ -135,6 +135,56 @@ pub mod stat {
     pub const COUNT: u32 = 5;
 }
 
+/// Names in the eBPF object that the userspace loader uses: programs, maps
+/// and read-only globals. The kernel side's `#[map]` and program macros
+/// take the identifier as the name, so it spells them again; an
+/// unprivileged test of the userspace crate (tests/object.rs) checks that
+/// the embedded object holds every one.
+pub mod names {
+    /// TC classifier for ingress (events get `DIR_INGRESS`).
+    pub const PROG_TC_INGRESS: &str = "tcpeek_tc_in";
+    /// TC classifier for egress (events get `DIR_EGRESS`).
+    pub const PROG_TC_EGRESS: &str = "tcpeek_tc_eg";
+    /// XDP program for ingress (events get `DIR_INGRESS`).
+    pub const PROG_XDP: &str = "tcpeek_xdp";
+    /// A classifier that only passes packets on: the benchmark baseline.
+    pub const PROG_EMPTY: &str = "tcpeek_empty";
+    /// Ring buffer of [`super::Event`] records.
+    pub const MAP_EVENTS: &str = "TCPEEK_EVENTS";
+    /// Per-CPU `u64` counters indexed by [`super::stat`].
+    pub const MAP_STATS: &str = "TCPEEK_STATS";
+    /// IPv4 handshakes waiting for their final ACK (LRU hash).
+    pub const MAP_HANDSHAKES_V4: &str = "TCPEEK_HS_V4";
+    /// IPv6 handshakes waiting for their final ACK (LRU hash).
+    pub const MAP_HANDSHAKES_V6: &str = "TCPEEK_HS_V6";
+    /// Per-tuple-hash counts of those maps' entries (pending, jiffies of
+    /// the last SYN/ACK), which lets ACKs skip the lookup.
+    pub const MAP_HANDSHAKE_HINT: &str = "TCPEEK_HS_HINT";
+    /// `u64` global: unread ring bytes from which the kernel side wakes
+    /// the reader.
+    pub const GLOBAL_WAKE_BYTES: &str = "TCPEEK_WAKE_BYTES";
+    /// `u32` global: how packets begin ([`super::framing`]).
+    pub const GLOBAL_FRAMING: &str = super::framing::GLOBAL;
+    /// Every name above, for the test that checks the object.
+    pub const ALL: [&str; 11] = [
+        PROG_TC_INGRESS,
+        PROG_TC_EGRESS,
+        PROG_XDP,
+        PROG_EMPTY,
+        MAP_EVENTS,
+        MAP_STATS,
+        MAP_HANDSHAKES_V4,
+        MAP_HANDSHAKES_V6,
+        MAP_HANDSHAKE_HINT,
+        GLOBAL_WAKE_BYTES,
+        GLOBAL_FRAMING,
+    ];
+}
+
+/// Default ring buffer size: 4 MiB, 65536 events. The loader sizes the
+/// ring from `-B`; this is what the object declares.
+pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
+
 /// How the packets of the watched interface begin, told to the kernel
 /// classifier through its read-only global [`framing::GLOBAL`] before
 /// loading (the verifier then removes the branch not taken).

@@ -12,7 +12,7 @@ use tcpeek_common::{stat, Event};
 /// 30k-handshakes/s burst (two or three events per handshake) if the reader
 /// stalls. Userspace may resize it before loading.
 #[map]
-pub static TCPEEK_EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+pub static TCPEEK_EVENTS: RingBuf = RingBuf::with_byte_size(tcpeek_common::DEFAULT_RING_BYTES, 0);
 
 /// Per-CPU counters, indexed by `tcpeek_common::stat`.
 #[map]

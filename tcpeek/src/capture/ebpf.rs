@@ -40,37 +40,14 @@ use tokio::io::unix::AsyncFd;
 
 use super::CaptureStats;
 
-/// Names in the eBPF object: the contract with `tcpeek-ebpf`.
-pub mod names {
-    /// TC classifier for ingress (events get `DIR_INGRESS`).
-    pub const PROG_TC_INGRESS: &str = "tcpeek_tc_in";
-    /// TC classifier for egress (events get `DIR_EGRESS`).
-    pub const PROG_TC_EGRESS: &str = "tcpeek_tc_eg";
-    /// XDP program for ingress (events get `DIR_INGRESS`).
-    pub const PROG_XDP: &str = "tcpeek_xdp";
-    /// A classifier that only returns `TC_ACT_UNSPEC`: the benchmark baseline.
-    pub const PROG_EMPTY: &str = "tcpeek_empty";
-    /// Ring buffer of [`tcpeek_common::Event`] records.
-    pub const MAP_EVENTS: &str = "TCPEEK_EVENTS";
-    /// Per-CPU `u64` counters indexed by [`tcpeek_common::stat`].
-    pub const MAP_STATS: &str = "TCPEEK_STATS";
-    /// IPv4 handshakes waiting for their final ACK (LRU hash).
-    pub const MAP_HANDSHAKES_V4: &str = "TCPEEK_HS_V4";
-    /// IPv6 handshakes waiting for their final ACK (LRU hash).
-    pub const MAP_HANDSHAKES_V6: &str = "TCPEEK_HS_V6";
-    /// Per-tuple-hash counts of those maps' entries (`[u64; 2]`: pending,
-    /// jiffies of the last SYN/ACK), which lets ACKs skip the lookup.
-    pub const MAP_HANDSHAKE_HINT: &str = "TCPEEK_HS_HINT";
-    /// `u64` global: unread ring bytes from which the kernel side wakes
-    /// the reader ([`super::wake_bytes`]).
-    pub const GLOBAL_WAKE_BYTES: &str = "TCPEEK_WAKE_BYTES";
-}
+/// Names in the eBPF object: the contract with `tcpeek-ebpf`, kept in the
+/// shared crate (tests/object.rs checks the embedded object has each).
+pub use tcpeek_common::names;
 
 /// The compiled eBPF object, embedded at build time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tcpeek-ebpf"));
 
-/// Default ring buffer size: 4 MiB, 65536 events.
-pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
+pub use tcpeek_common::DEFAULT_RING_BYTES;
 
 /// Events converted per [`EbpfCapture::drain`] call at most, so that a
 /// reader cannot be kept in one call forever by a producer as fast as it.
@@ -511,7 +488,7 @@ pub fn load_for(ring_bytes: u32, framing: Framing) -> Result<Ebpf, EbpfError> {
     let wake_bytes = wake_bytes(ring_bytes);
     EbpfLoader::new()
         .map_max_entries(names::MAP_EVENTS, ring_bytes)
-        .override_global(framing::GLOBAL, &global, true)
+        .override_global(names::GLOBAL_FRAMING, &global, true)
         .override_global(names::GLOBAL_WAKE_BYTES, &wake_bytes, true)
         .load(OBJECT)
         .map_err(|e| EbpfError::Load(Box::new(e)))
