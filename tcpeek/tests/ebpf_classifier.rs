@@ -45,14 +45,13 @@ const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 // ---------------------------------------------------------------------------
 // Fixture: the object loaded, programs verified, maps at hand.
 
-fn skip(test: &str, why: &str) {
-    println!("SKIPPED {test}: {why}");
+/// Skips the calling test (its name comes from its thread; `_test` is
+/// kept for the call sites' readability).
+fn skip(_test: &str, why: &str) {
+    tcpeek_testkit::skip(why);
 }
 
-fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use tcpeek_testkit::is_root;
 
 struct Fixture {
     ebpf: Ebpf,

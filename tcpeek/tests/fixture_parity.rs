@@ -174,9 +174,7 @@ fn through_classifier(name: &str) -> Vec<String> {
 fn every_fixture_gives_the_same_handshakes_through_the_classifier() {
     // SAFETY: no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!(
-            "SKIPPED every_fixture_gives_the_same_handshakes_through_the_classifier: needs root (CAP_BPF)"
-        );
+        tcpeek_testkit::skip("needs root (CAP_BPF)");
         return;
     }
     let mut differ = Vec::new();

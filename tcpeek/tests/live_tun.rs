@@ -42,8 +42,8 @@ const IFF_NO_PI: libc::c_short = 0x1000;
 /// as raw IP).
 const ARPHRD_SLIP: libc::c_int = 256;
 
-fn skip(test: &str, why: &str) {
-    println!("SKIPPED {test}: {why}");
+fn skip(_test: &str, why: &str) {
+    tcpeek_testkit::skip(why);
 }
 
 /// A tun device `name` created inside `ns` (IFF_TUN | IFF_NO_PI: the fd

@@ -472,11 +472,11 @@ fn the_directory_is_created_0750_and_the_socket_0660() {
 #[test]
 fn drop_privileges_cannot_regain_root() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: dropping privileges needs root");
+        tcpeek_testkit::skip("dropping privileges needs root");
         return;
     }
     if tcpeek::socket::lookup_user("nobody").is_err() {
-        eprintln!("skipped: no user 'nobody'");
+        tcpeek_testkit::skip("no user 'nobody'");
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())

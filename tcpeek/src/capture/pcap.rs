@@ -468,7 +468,7 @@ mod tests {
         // SAFETY: geteuid(2) has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         if !root {
-            eprintln!("skipped: live capture needs root or CAP_NET_RAW");
+            tcpeek_testkit::skip("live capture needs root or CAP_NET_RAW");
         }
         root
     }

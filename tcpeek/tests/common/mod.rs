@@ -33,15 +33,14 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 macro_rules! require_root {
     () => {
         if !$crate::common::is_root() {
-            eprintln!("skipped: needs root (network namespaces, packet capture)");
+            tcpeek_testkit::skip("needs root (network namespaces, packet capture)");
             return;
         }
     };
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    tcpeek_testkit::is_root()
 }
 
 /// Runs a command, panicking with its output if it fails.
