@@ -1,0 +1,345 @@
+//! The pipeline stage: engine, filters and counters, and the printing of
+//! finished handshakes. No I/O of its own and no clock: the runners pass
+//! records and time in.
+
+use std::io;
+
+use tcpeek_common::Event;
+
+use crate::capture::clock::Timed;
+use crate::capture::CaptureStats;
+use crate::engine::reorder::{self, Reorder};
+use crate::engine::{Engine, Finished};
+use crate::filter::FilterSet;
+use crate::output::SessionPrinter;
+use crate::stats::Counters;
+
+/// Engine, filters and counters, and the printing of finished handshakes.
+///
+/// Records pass the reordering window ([`Reorder`]) first, so the engine
+/// sees them in time order; time is the records' own (the caller decides
+/// which timestamps to believe: [`crate::capture::clock::FileClock`] for files, the host's clock
+/// live).
+pub struct Aggregator {
+    engine: Engine,
+    filters: FilterSet,
+    counters: Counters,
+    finished: Vec<Finished>,
+    printer: SessionPrinter,
+    names: Vec<String>,
+    matched: Vec<usize>,
+    reorder: Reorder,
+    /// Latest record time seen.
+    now_ns: u64,
+    first_ns: Option<u64>,
+    output_error: Option<io::Error>,
+}
+
+impl Aggregator {
+    pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
+        let names: Vec<String> = filters.names().map(str::to_string).collect();
+        Aggregator {
+            engine,
+            counters: Counters::new(names.iter().cloned()),
+            filters,
+            finished: Vec::new(),
+            printer,
+            names,
+            matched: Vec::new(),
+            reorder: Reorder::new(),
+            now_ns: 0,
+            first_ns: None,
+            output_error: None,
+        }
+    }
+
+    /// Takes one record. It reaches the engine once the reordering window
+    /// has passed it; handshakes idle past the timeout by then end first.
+    pub fn event(&mut self, ev: &Event) {
+        self.first_ns.get_or_insert(ev.ts_ns);
+        self.now_ns = self.now_ns.max(ev.ts_ns);
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.push(*ev, &mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
+        });
+        if !self.finished.is_empty() {
+            self.report();
+        }
+    }
+
+    /// Time has reached `now_ns` on the records' clock without a record
+    /// (an irrelevant frame of a file, or live capture's clock): releases
+    /// what the reordering window held, and ends handshakes whose deadline
+    /// passed before `now_ns - expire_margin_ns` (live capture leaves
+    /// records in flight from the kernel that margin).
+    pub fn advance(&mut self, now_ns: u64, expire_margin_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.advance(now_ns, &mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
+        });
+        let until = now_ns
+            .saturating_sub(reorder::WINDOW_NS)
+            .min(now_ns.saturating_sub(expire_margin_ns));
+        self.engine.expire(until, &mut self.finished);
+        self.report();
+    }
+
+    /// A frame of a capture file, at the time [`crate::capture::clock::FileClock`] settled on.
+    pub fn timed(&mut self, t: Timed) {
+        match t.event {
+            Some(ev) => self.event(&ev),
+            None => self.advance(t.ts_ns, 0),
+        }
+    }
+
+    /// Frames of a capture file whose timestamps were not believed.
+    pub fn set_clock_overruled(&mut self, n: u64) {
+        self.counters.engine.clock_overruled = n;
+    }
+
+    /// End of input: everything the reordering window holds goes to the
+    /// engine.
+    pub fn flush_input(&mut self) {
+        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
+        self.reorder.flush(&mut |e: &Event| {
+            engine.expire(e.ts_ns, finished);
+            engine.process(e, |c| filters.admit(c), finished);
+        });
+        self.report();
+    }
+
+    /// Records the capture's own counters.
+    pub fn set_capture_stats(&mut self, stats: CaptureStats) {
+        self.counters.capture = stats;
+    }
+
+    /// The counters, with the engine's current figures.
+    pub fn counters(&mut self) -> &Counters {
+        self.counters.engine.pending = self.engine.pending() as u64;
+        self.counters.engine.overflow = self.engine.overflow();
+        self.counters.engine.late = self.reorder.late();
+        &self.counters
+    }
+
+    /// Time of the first and the latest packet seen.
+    pub fn packet_span(&self) -> Option<(u64, u64)> {
+        self.first_ns.map(|f| (f, self.now_ns))
+    }
+
+    /// The first error writing handshake lines (a closed stdout ends the
+    /// run like a signal).
+    pub fn output_error(&self) -> Option<&io::Error> {
+        self.output_error.as_ref()
+    }
+
+    /// Starts the per-handshake output (the table header, as the original
+    /// prints it once capture is running).
+    pub fn start_output(&mut self) {
+        if let Err(e) = self.printer.header() {
+            self.output_error.get_or_insert(e);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if let Err(e) = self.printer.flush() {
+            self.output_error.get_or_insert(e);
+        }
+    }
+
+    fn report(&mut self) {
+        for f in self.finished.drain(..) {
+            self.matched.clear();
+            let matched = &mut self.matched;
+            self.filters
+                .for_each_in(f.tag, &f.conn, |i| matched.push(i));
+            for &i in &self.matched {
+                self.counters.filters[i]
+                    .1
+                    .record(f.outcome, f.dupsyn, f.dupsynack);
+            }
+            if self.output_error.is_none() && !self.printer.is_quiet() {
+                let names: Vec<&str> = self
+                    .matched
+                    .iter()
+                    .map(|&i| self.names[i].as_str())
+                    .collect();
+                if let Err(e) = self.printer.session(&f, &names) {
+                    self.output_error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::live::LIVE_EXPIRY_MARGIN_NS;
+    use crate::engine::EngineConfig;
+    use crate::local::Local;
+    use tcpeek_common::tcp_flags::{ACK, SYN};
+    use tcpeek_common::{FAMILY_V4, KIND_TCP};
+
+    const S: u64 = 1_000_000_000;
+    const T0: u64 = 1_767_225_600 * S;
+    const C_ISN: u32 = 1000;
+    const S_ISN: u32 = 50_000;
+
+    fn aggregator() -> Aggregator {
+        Aggregator::new(
+            Engine::new(EngineConfig::new(30 * S, 100, true)),
+            FilterSet::parse::<&str>(&[], Local::Everything).unwrap(),
+            SessionPrinter::new(true, false, Box::new(io::sink())),
+        )
+    }
+
+    fn seg(t: u64, from_client: bool, flags: u8, seq: u32, ack: u32) -> Event {
+        let (c, s) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let (src, dst, sport, dport) = if from_client {
+            (c, s, 40000, 80)
+        } else {
+            (s, c, 80, 40000)
+        };
+        let mut ev = Event {
+            ts_ns: t,
+            seq,
+            ack,
+            sport,
+            dport,
+            kind: KIND_TCP,
+            family: FAMILY_V4,
+            tcp_flags: flags,
+            ..Event::ZERO
+        };
+        ev.saddr[..4].copy_from_slice(&src);
+        ev.daddr[..4].copy_from_slice(&dst);
+        ev
+    }
+
+    fn handshake(t: u64) -> [Event; 3] {
+        [
+            seg(t, true, SYN, C_ISN, 0),
+            seg(t + 1000, false, SYN | ACK, S_ISN, C_ISN + 1),
+            seg(t + 2000, true, ACK, C_ISN + 1, S_ISN + 1),
+        ]
+    }
+
+    fn rx(agg: &mut Aggregator) -> crate::stats::FilterCounters {
+        agg.counters().filters[0].1
+    }
+
+    #[test]
+    fn a_synack_delivered_before_its_syn_is_a_success() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        for ev in [synack, syn, ack] {
+            agg.event(&ev);
+        }
+        agg.flush_input();
+        assert_eq!(rx(&mut agg).success.total, 1);
+        assert_eq!(agg.counters().engine.late, 0);
+    }
+
+    #[test]
+    fn an_ack_delivered_before_its_synack_is_a_success() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        for ev in [syn, ack, synack] {
+            agg.event(&ev);
+        }
+        agg.advance(T0 + S, 0);
+        assert_eq!(rx(&mut agg).success.total, 1);
+    }
+
+    #[test]
+    fn a_record_beyond_the_window_is_counted_late() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.advance(T0 + S, 0);
+        // Stamped before the SYN/ACK already handed on.
+        agg.event(&Event {
+            ts_ns: T0 + 500,
+            ..syn
+        });
+        agg.event(&ack);
+        agg.flush_input();
+        assert_eq!(agg.counters().engine.late, 1);
+        let c = rx(&mut agg);
+        assert_eq!((c.success.total, c.success.dupsyn), (1, 1), "still judged");
+    }
+
+    #[test]
+    fn live_quiet_period_does_not_break_the_next_handshake() {
+        // Regression: after more than 10 minutes without a connection, the
+        // next handshake was stamped before the gap and reported as a
+        // timeout; its retransmitted SYN was counted a second time.
+        let mut agg = aggregator();
+        for ev in handshake(T0) {
+            agg.event(&ev);
+        }
+        // The live clock ticks through an hour of silence.
+        for m in 1..=60 {
+            agg.advance(T0 + m * 60 * S, LIVE_EXPIRY_MARGIN_NS);
+        }
+        let t = T0 + 3600 * S + 5 * S;
+        let [syn, synack, ack] = handshake(t);
+        agg.event(&syn);
+        agg.event(&Event {
+            ts_ns: t + S,
+            ..syn
+        });
+        agg.event(&Event {
+            ts_ns: t + S + 1000,
+            ..synack
+        });
+        agg.event(&Event {
+            ts_ns: t + S + 2000,
+            ..ack
+        });
+        agg.advance(t + 10 * S, LIVE_EXPIRY_MARGIN_NS);
+        let c = rx(&mut agg);
+        assert_eq!((c.success.total, c.success.dupsyn), (2, 1));
+        assert_eq!(c.failure.total, 0);
+    }
+
+    #[test]
+    fn live_expiry_leaves_records_in_flight_a_margin() {
+        let [syn, synack, ack] = handshake(T0);
+        let mut agg = aggregator();
+        agg.event(&syn);
+        agg.event(&synack);
+        // The clock is past the deadline, but by less than the margin: the
+        // ACK may still be on its way from the kernel.
+        agg.advance(
+            T0 + 30 * S + 1000 + LIVE_EXPIRY_MARGIN_NS / 2,
+            LIVE_EXPIRY_MARGIN_NS,
+        );
+        agg.event(&ack);
+        agg.flush_input();
+        assert_eq!(rx(&mut agg).success.total, 1);
+        assert_eq!(rx(&mut agg).failure.timeout, 0);
+    }
+
+    #[test]
+    fn outcomes_reach_the_counters_by_kind() {
+        let mut agg = aggregator();
+        let [syn, synack, _] = handshake(T0);
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.event(&seg(
+            T0 + 3000,
+            true,
+            tcpeek_common::tcp_flags::RST,
+            C_ISN + 1,
+            0,
+        ));
+        agg.flush_input();
+        let c = rx(&mut agg);
+        assert_eq!((c.failure.reject, c.failure.reject_by_client), (1, 1));
+    }
+}

@@ -1,0 +1,386 @@
+//! Live capture: libpcap on its own thread (its reads block) or the eBPF
+//! ring buffer read by a task, handing batches of events to the
+//! aggregator over a bounded channel; the socket server; signals.
+
+use std::io;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tcpeek_common::Event;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use super::{final_output, printer, session_dest, to_stderr, wall_ns, Aggregator};
+use crate::capture::decode::ChecksumMode;
+use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
+use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
+use crate::capture::CaptureStats;
+use crate::cli::{Backend, Config};
+use crate::engine::Engine;
+use crate::output::queue::{Dest, OutputQueue};
+use crate::socket::{drop_privileges, lookup_user, prepare_dir, SocketServer};
+use crate::stats::SharedCounters;
+
+/// Live capture ends a handshake this long after its deadline passed on
+/// the clock, not at once: records of it may still be on their way from the
+/// kernel (a batch, the channel).
+pub(super) const LIVE_EXPIRY_MARGIN_NS: u64 = 1_000_000_000;
+
+/// What the capture thread sends the aggregator.
+enum Feed {
+    Events(Vec<Event>),
+    Stats(CaptureStats),
+    Failed(anyhow::Error),
+}
+
+/// Events are handed over in batches of this many, or after this long,
+/// whichever comes first: large enough to keep per-event overhead low,
+/// short enough that a handshake line appears without visible delay.
+const BATCH: usize = 256;
+const BATCH_AGE: Duration = Duration::from_millis(20);
+
+/// How often the live loop lets time pass without records: releases what
+/// the reordering window holds, so a finished handshake is reported within
+/// a few tens of milliseconds, and times out what is due.
+const LIVE_TICK: Duration = Duration::from_millis(10);
+
+/// Runs libpcap on its own thread until `stop` is set or capture fails.
+///
+/// Per packet it reads no clock: a batch's age is measured with the
+/// packets' own timestamps (the kernel's, on the host's clock), and a read
+/// that finds nothing for the read timeout hands over what is waiting. Two
+/// clock reads per packet cost as much as decoding it.
+fn spawn_pcap_feeder(
+    mut cap: PcapCapture,
+    tx: mpsc::Sender<Feed>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<thread::JoinHandle<()>> {
+    const BATCH_AGE_NS: u64 = BATCH_AGE.as_nanos() as u64;
+    thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut stats_sent = Instant::now();
+            let mut since_stats = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let idle = match cap.next() {
+                    Ok(Next::Event(ev)) => {
+                        batch.push(ev);
+                        false
+                    }
+                    Ok(Next::Timeout) => true,
+                    Ok(Next::Eof) => break,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Feed::Failed(e.into()));
+                        return;
+                    }
+                };
+                let full = batch.len() >= BATCH
+                    || batch
+                        .last()
+                        .zip(batch.first())
+                        .is_some_and(|(last, first)| {
+                            last.ts_ns.saturating_sub(first.ts_ns) >= BATCH_AGE_NS
+                        });
+                if !batch.is_empty() && (full || idle) {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.blocking_send(Feed::Events(full)).is_err() {
+                        return;
+                    }
+                }
+                since_stats += 1;
+                if idle || since_stats >= 4096 {
+                    since_stats = 0;
+                    if stats_sent.elapsed() >= Duration::from_secs(1) {
+                        stats_sent = Instant::now();
+                        let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(Feed::Events(batch));
+            }
+            let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+        })
+}
+
+/// A running capture feeding the aggregator.
+enum Feeder {
+    /// libpcap on its own thread, stopped through the flag.
+    Thread(thread::JoinHandle<()>, Arc<AtomicBool>),
+    /// The eBPF ring buffer read by a task, stopped through the watch.
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// Opens the capture the configuration asks for (`--backend`), as root.
+fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
+    let ebpf_blocker = if cfg.checksum != ChecksumMode::None {
+        Some("-c verifies checksums, which only libpcap can do")
+    } else if cfg.promisc {
+        Some("--promisc is a libpcap option")
+    } else {
+        None
+    };
+    match (cfg.backend, ebpf_blocker) {
+        (Backend::Pcap, _) => Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?))),
+        (Backend::Ebpf, Some(why)) => {
+            anyhow::bail!("--backend ebpf: {why}; use --backend pcap or auto")
+        }
+        (Backend::Ebpf, None) => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
+        (Backend::Auto, Some(why)) => {
+            log::info!("using libpcap: {why}");
+            Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
+        }
+        (Backend::Auto, None) => match open_ebpf(cfg, interface) {
+            Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
+            Err(e) => {
+                to_stderr(format_args!(
+                    "tcpeek: eBPF backend unavailable ({e:#}); using libpcap\n"
+                ));
+                Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
+            }
+        },
+    }
+}
+
+/// Both boxed: either handle is hundreds of bytes, and the enum is built
+/// once at start-up (clippy::large_enum_variant).
+enum Capture {
+    Pcap(Box<PcapCapture>),
+    Ebpf(Box<EbpfCapture>),
+}
+
+fn open_pcap(cfg: &Config, interface: &str) -> anyhow::Result<PcapCapture> {
+    Ok(PcapCapture::open_live(&LiveOptions {
+        interface: Some(interface.to_string()),
+        snaplen: DEFAULT_SNAPLEN,
+        buffer_mb: cfg.buffer_mb,
+        promisc: cfg.promisc,
+        checksum: cfg.checksum,
+    })?)
+}
+
+fn open_ebpf(cfg: &Config, interface: &str) -> anyhow::Result<EbpfCapture> {
+    // -B sizes the ring buffer: a power of two of at least one page.
+    let ring_bytes = (cfg.buffer_mb.max(1) << 20)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 30);
+    let opts = EbpfOptions {
+        xdp: cfg.xdp,
+        ring_bytes,
+        ..EbpfOptions::default()
+    };
+    Ok(EbpfCapture::open(interface, opts)?)
+}
+
+/// Reads the eBPF ring buffer until `stop` turns true, in batches: when the
+/// kernel side wakes us (the unread data passed a quarter of the ring) or
+/// after `ebpf::DRAIN_INTERVAL` (`EbpfCapture::next_batch`).
+async fn ebpf_feeder(
+    mut cap: EbpfCapture,
+    tx: mpsc::Sender<Feed>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut stats_sent = Instant::now();
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        tokio::select! {
+            r = cap.next_batch(&mut batch) => {
+                if let Err(e) = r {
+                    let _ = tx.send(Feed::Failed(anyhow::Error::new(e).context("reading the eBPF ring buffer"))).await;
+                    return;
+                }
+            }
+            () = stopped(&mut stop) => break,
+        }
+        if !batch.is_empty() && tx.send(Feed::Events(batch)).await.is_err() {
+            return;
+        }
+        if stats_sent.elapsed() >= Duration::from_secs(1) {
+            stats_sent = Instant::now();
+            let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+        }
+    }
+    // What the kernel wrote before we stopped still counts.
+    let mut batch = Vec::new();
+    while cap.drain(&mut batch) > 0 {}
+    if !batch.is_empty() {
+        let _ = tx.send(Feed::Events(batch)).await;
+    }
+    let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+    // Dropping `cap` detaches the programs.
+}
+
+/// Resolves once `stop` is true or its sender is gone; the value's read
+/// guard is dropped inside, keeping the caller's future `Send`.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
+    let capture = open_capture(cfg, interface)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = open_socket(cfg)?;
+        // 64 Ki lines (a few MB) may wait for a slow reader; beyond that
+        // they are dropped and counted rather than stall the counters.
+        let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;
+        let out = Box::new(output.writer(session_dest(cfg)));
+        let mut agg = Aggregator::new(
+            Engine::new(cfg.engine),
+            cfg.filters.clone(),
+            printer(cfg, out),
+        );
+        let shared = SharedCounters::new(agg.counters().clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
+
+        let (tx, mut rx) = mpsc::channel(64);
+        // Timeouts are judged on the clock the events' times come from.
+        let (feeder, capture_name, clock): (_, _, Box<dyn Fn() -> u64>) = match capture {
+            Capture::Pcap(cap) => {
+                to_stderr(format_args!("{}\n", cap.banner()));
+                let stop = Arc::new(AtomicBool::new(false));
+                let t = spawn_pcap_feeder(*cap, tx, stop.clone())
+                    .context("starting the capture thread")?;
+                (Feeder::Thread(t, stop), "pcap", Box::new(wall_ns))
+            }
+            Capture::Ebpf(cap) => {
+                to_stderr(format_args!(
+                    "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB\n",
+                    if cfg.xdp { "XDP" } else { "TC" },
+                    (cfg.buffer_mb.max(1) << 20)
+                        .checked_next_power_of_two()
+                        .unwrap_or(1 << 30)
+                        >> 20
+                ));
+                let clock = Box::new(cap.clock());
+                (
+                    Feeder::Task(tokio::spawn(ebpf_feeder(*cap, tx, stop_rx.clone()))),
+                    "ebpf",
+                    clock,
+                )
+            }
+        };
+        agg.start_output();
+        let from_ns = wall_ns();
+        let mut failure = None;
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut tick = tokio::time::interval(LIVE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feeding = true;
+        while feeding {
+            tokio::select! {
+                // Signals first: a capture that keeps the channel full must
+                // not keep an operator's Ctrl-C waiting.
+                biased;
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                m = rx.recv() => {
+                    feeding = feed(&mut agg, m, &mut failure);
+                    agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
+                }
+                _ = tick.tick() => {
+                    // Time passes without records: the reordering window
+                    // hands on what it held, and what is due times out.
+                    // Queued records carry their own time and end what
+                    // they pass; expiry stays LIVE_EXPIRY_MARGIN_NS behind
+                    // the clock, so a handshake whose next segment is
+                    // still on its way is not timed out.
+                    if rx.is_empty() {
+                        agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
+                    }
+                    agg.flush();
+                }
+            }
+            shared.publish(agg.counters());
+            if agg.output_error().is_some() {
+                break;
+            }
+        }
+        // Stop capture, then count everything it had handed over, until it
+        // is gone: a feeder blocked on a full channel must be able to end.
+        let _ = stop_tx.send(true);
+        if let Feeder::Thread(_, stop) = &feeder {
+            stop.store(true, Ordering::Relaxed);
+        }
+        while feeding {
+            feeding = feed(&mut agg, rx.recv().await, &mut failure);
+        }
+        let joined = match feeder {
+            Feeder::Thread(t, _) => tokio::task::spawn_blocking(move || t.join().is_ok())
+                .await
+                .unwrap_or(false),
+            Feeder::Task(t) => t.await.is_ok(),
+        };
+        if !joined {
+            failure.get_or_insert_with(|| anyhow::anyhow!("the capture stopped abnormally"));
+        }
+        if let Some(t) = server_task {
+            let _ = t.await;
+        }
+        let dropped = output.dropped();
+        let (summary, json) =
+            final_output(&mut agg, cfg, (from_ns, wall_ns()), capture_name, dropped);
+        drop(agg);
+        // Behind the lines still queued; a reader that never comes back
+        // must not keep the process from exiting.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        output.send_until(Dest::Stderr, summary.into_bytes(), deadline);
+        if let Some(json) = json {
+            output.send_until(Dest::Stdout, json.into_bytes(), deadline);
+        }
+        output.close(deadline);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+/// Handles one message from the capture thread; false once it is done.
+fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Error>) -> bool {
+    match m {
+        Some(Feed::Events(evs)) => {
+            for ev in &evs {
+                agg.event(ev);
+            }
+            true
+        }
+        Some(Feed::Stats(s)) => {
+            agg.set_capture_stats(s);
+            true
+        }
+        Some(Feed::Failed(e)) => {
+            *failure = Some(e.context("capture failed"));
+            false
+        }
+        None => false,
+    }
+}
+
+/// Prepares the socket directory as root, drops privileges (`-u`), then
+/// binds the socket, as the original does.
+fn open_socket(cfg: &Config) -> anyhow::Result<Option<SocketServer>> {
+    let owner = cfg.user.as_deref().map(lookup_user).transpose()?;
+    if let Some(path) = &cfg.socket {
+        prepare_dir(path, owner)?;
+    }
+    if let Some(user) = &cfg.user {
+        drop_privileges(user)?;
+    }
+    Ok(match &cfg.socket {
+        Some(path) => Some(SocketServer::bind(path)?),
+        None => None,
+    })
+}

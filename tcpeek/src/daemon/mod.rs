@@ -1,0 +1,88 @@
+//! Wires the stages together: a capture feeds events to the [`Aggregator`]
+//! (engine, filters, counters, printing), which publishes the counters for
+//! the socket server.
+//!
+//! - [`aggregator`]: the pipeline stage, no I/O of its own;
+//! - [`file`]: reading a capture file, with its timestamps as the clock;
+//! - [`live`]: live capture (libpcap on its own thread, or the eBPF ring
+//!   buffer), the socket, signals. If the aggregator falls behind, the
+//!   capture thread blocks and the kernel drops packets, which the
+//!   capture counts and the summary reports.
+
+mod aggregator;
+mod file;
+mod live;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cli::{Config, Source};
+use crate::output::queue::Dest;
+use crate::output::{format_summary, SessionPrinter, SummaryInfo};
+
+pub use aggregator::Aggregator;
+pub use file::FileFeed;
+
+/// Runs tcpeek with a validated configuration.
+pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
+    if let Some(note) = &cfg.local_note {
+        log::info!("{note}");
+    }
+    match cfg.source.clone() {
+        Source::File(path) => file::run(&cfg, &path),
+        Source::Live { interface } => live::run(&cfg, &interface),
+    }
+}
+
+pub(crate) fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub(crate) fn printer(cfg: &Config, out: Box<dyn Write + Send>) -> SessionPrinter {
+    SessionPrinter::new(cfg.quiet, cfg.json, out)
+}
+
+/// Where per-handshake output goes: stdout with `--json`, else stderr.
+pub(crate) fn session_dest(cfg: &Config) -> Dest {
+    if cfg.json {
+        Dest::Stdout
+    } else {
+        Dest::Stderr
+    }
+}
+
+/// Writes to stderr, ignoring failure. `eprint!` panics when stderr is gone
+/// (`tcpeek -r x.pcap 2>&1 | head -1` closes it), and a closed output is a
+/// normal way for a run to end; there is nowhere left to report it anyway.
+pub(crate) fn to_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = io::stderr().lock().write_fmt(args);
+}
+
+/// What is printed at exit: the summary (for stderr) and, with `--json`,
+/// the final GET array (for stdout).
+pub(crate) fn final_output(
+    agg: &mut Aggregator,
+    cfg: &Config,
+    span: (u64, u64),
+    capture: &str,
+    dropped_lines: u64,
+) -> (String, Option<String>) {
+    agg.flush_input();
+    agg.flush();
+    let counters = agg.counters();
+    let summary = format_summary(
+        counters,
+        &SummaryInfo {
+            from_ns: span.0,
+            to_ns: span.1,
+            icmp: cfg.engine.icmp,
+            capture,
+            dropped_lines,
+        },
+    );
+    let json = cfg.json.then(|| format!("{}\n", counters.to_get_json()));
+    (summary, json)
+}
