@@ -178,17 +178,24 @@ pub struct Config {
     pub engine: EngineConfig,
     pub checksum: ChecksumMode,
     pub buffer_mb: u32,
+    /// eBPF ring buffer size from `-B`: a power of two of at least 1 MiB.
+    pub ring_bytes: u32,
     pub promisc: bool,
     /// eBPF: XDP for ingress.
     pub xdp: bool,
     /// `None`: no socket (capture files, unless `-U` is given).
     pub socket: Option<PathBuf>,
     pub user: Option<String>,
+    /// `-u`'s uid and gid, looked up before anything starts.
+    pub user_ids: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
     pub quiet: bool,
     pub json: bool,
     /// Set when the local addresses were not given and had to be guessed;
     /// printed at start-up.
     pub local_note: Option<String>,
+    /// Why `--backend auto` will not try eBPF (a libpcap-only option),
+    /// printed at start-up.
+    pub backend_note: Option<&'static str>,
 }
 
 /// Why the command line cannot run.
@@ -202,6 +209,10 @@ pub enum ConfigError {
     ListInterfaces(String),
     #[error("-i {0}: no such interface (see `ip link`)")]
     NoSuchInterface(String),
+    #[error("--backend ebpf: {0}; use --backend pcap or auto")]
+    EbpfCannot(&'static str),
+    #[error(transparent)]
+    User(#[from] crate::socket::SocketError),
     #[error("-U {path}: a UNIX socket path can be at most {max} bytes (sun_path, unix(7)); this one has {len}")]
     SocketPathTooLong {
         path: String,
@@ -277,20 +288,46 @@ impl Config {
                 });
             }
         }
+        // Options only libpcap has: eBPF cannot honour them.
+        let ebpf_blocker = if args.checksum != 0 {
+            Some("-c verifies checksums, which only libpcap can do")
+        } else if args.promisc {
+            Some("--promisc is a libpcap option")
+        } else {
+            None
+        };
+        let (backend, backend_note) = match (args.backend, ebpf_blocker) {
+            (Backend::Ebpf, Some(why)) => return Err(ConfigError::EbpfCannot(why)),
+            (Backend::Auto, Some(why)) => (Backend::Pcap, Some(why)),
+            (b, _) => (b, None),
+        };
+        let user_ids = args
+            .user
+            .as_deref()
+            .map(crate::socket::lookup_user)
+            .transpose()?;
+        // -B sizes the eBPF ring buffer too: a power of two of at least one
+        // MiB (a multiple of the page size).
+        let ring_bytes = (args.buffer.max(1) << 20)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 30);
         Ok(Config {
             source,
-            backend: args.backend,
+            backend,
             filters,
             engine: EngineConfig::new(args.timeout * 1_000_000_000, args.max_sessions, args.icmp),
             checksum: ChecksumMode::from_level(args.checksum).unwrap_or_default(),
             buffer_mb: args.buffer,
+            ring_bytes,
             promisc: args.promisc,
             xdp: args.xdp,
             socket,
             user: args.user,
+            user_ids,
             quiet: args.quiet,
             json: args.json,
             local_note,
+            backend_note,
         })
     }
 }
@@ -402,6 +439,48 @@ mod tests {
             e.contains("filter 'web:RX@%:99999'") && e.contains("port '99999'"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn libpcap_only_options_decide_the_backend() {
+        for (flags, why) in [
+            (&["-c", "2"][..], "-c verifies checksums"),
+            (&["--promisc"][..], "--promisc is a libpcap option"),
+        ] {
+            let with = |backend: &str| {
+                let mut a = vec!["-r", "x.pcap", "--backend", backend];
+                a.extend_from_slice(flags);
+                Config::from_args(parse(&a).unwrap())
+            };
+            let e = with("ebpf").unwrap_err().to_string();
+            assert!(e.starts_with("--backend ebpf: ") && e.contains(why), "{e}");
+            let c = with("auto").unwrap();
+            assert_eq!((c.backend, c.backend_note.is_some()), (Backend::Pcap, true));
+            let c = with("pcap").unwrap();
+            assert_eq!((c.backend, c.backend_note), (Backend::Pcap, None));
+        }
+        let c = Config::from_args(parse(&["-r", "x.pcap"]).unwrap()).unwrap();
+        assert_eq!((c.backend, c.backend_note), (Backend::Auto, None));
+    }
+
+    #[test]
+    fn buffer_size_gives_a_power_of_two_ring() {
+        for (mb, ring) in [
+            ("1", 1 << 20),
+            ("2", 2 << 20),
+            ("3", 4 << 20),
+            ("100", 128 << 20),
+        ] {
+            let c = Config::from_args(parse(&["-r", "x.pcap", "-B", mb]).unwrap()).unwrap();
+            assert_eq!(c.ring_bytes, ring, "-B {mb}");
+        }
+    }
+
+    #[test]
+    fn unknown_user_is_an_error_before_anything_starts() {
+        let a = parse(&["-r", "x.pcap", "-u", "no-such-user-tcpeek-cli"]).unwrap();
+        let e = Config::from_args(a).unwrap_err().to_string();
+        assert!(e.contains("no such user 'no-such-user-tcpeek-cli'"), "{e}");
     }
 
     #[test]

@@ -15,14 +15,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use super::{final_output, printer, session_dest, to_stderr, wall_ns, Aggregator};
-use crate::capture::decode::ChecksumMode;
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config};
 use crate::engine::Engine;
 use crate::output::queue::{Dest, OutputQueue};
-use crate::socket::{drop_privileges, lookup_user, prepare_dir, SocketServer};
+use crate::socket::{drop_privileges, prepare_dir, SocketServer};
 use crate::stats::SharedCounters;
 
 /// Live capture ends a handshake this long after its deadline passed on
@@ -118,24 +117,15 @@ enum Feeder {
 
 /// Opens the capture the configuration asks for (`--backend`), as root.
 fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
-    let ebpf_blocker = if cfg.checksum != ChecksumMode::None {
-        Some("-c verifies checksums, which only libpcap can do")
-    } else if cfg.promisc {
-        Some("--promisc is a libpcap option")
-    } else {
-        None
-    };
-    match (cfg.backend, ebpf_blocker) {
-        (Backend::Pcap, _) => Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?))),
-        (Backend::Ebpf, Some(why)) => {
-            anyhow::bail!("--backend ebpf: {why}; use --backend pcap or auto")
-        }
-        (Backend::Ebpf, None) => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
-        (Backend::Auto, Some(why)) => {
-            log::info!("using libpcap: {why}");
-            Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
-        }
-        (Backend::Auto, None) => match open_ebpf(cfg, interface) {
+    // The conversion of the command line settled what libpcap-only options
+    // imply (cli::Config::from_args).
+    if let Some(why) = cfg.backend_note {
+        log::info!("using libpcap: {why}");
+    }
+    match cfg.backend {
+        Backend::Pcap => Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?))),
+        Backend::Ebpf => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
+        Backend::Auto => match open_ebpf(cfg, interface) {
             Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
             Err(e) => {
                 to_stderr(format_args!(
@@ -165,13 +155,9 @@ fn open_pcap(cfg: &Config, interface: &str) -> anyhow::Result<PcapCapture> {
 }
 
 fn open_ebpf(cfg: &Config, interface: &str) -> anyhow::Result<EbpfCapture> {
-    // -B sizes the ring buffer: a power of two of at least one page.
-    let ring_bytes = (cfg.buffer_mb.max(1) << 20)
-        .checked_next_power_of_two()
-        .unwrap_or(1 << 30);
     let opts = EbpfOptions {
         xdp: cfg.xdp,
-        ring_bytes,
+        ring_bytes: cfg.ring_bytes,
         ..EbpfOptions::default()
     };
     Ok(EbpfCapture::open(interface, opts)?)
@@ -256,10 +242,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                 to_stderr(format_args!(
                     "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB\n",
                     if cfg.xdp { "XDP" } else { "TC" },
-                    (cfg.buffer_mb.max(1) << 20)
-                        .checked_next_power_of_two()
-                        .unwrap_or(1 << 30)
-                        >> 20
+                    cfg.ring_bytes >> 20
                 ));
                 let clock = Box::new(cap.clock());
                 (
@@ -372,9 +355,8 @@ fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Erro
 /// Prepares the socket directory as root, drops privileges (`-u`), then
 /// binds the socket, as the original does.
 fn open_socket(cfg: &Config) -> anyhow::Result<Option<SocketServer>> {
-    let owner = cfg.user.as_deref().map(lookup_user).transpose()?;
     if let Some(path) = &cfg.socket {
-        prepare_dir(path, owner)?;
+        prepare_dir(path, cfg.user_ids)?;
     }
     if let Some(user) = &cfg.user {
         drop_privileges(user)?;
