@@ -16,9 +16,9 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// The decoder is a single self-contained file; compiling it in directly
+// The decoder is a self-contained module; compiling it in directly
 // keeps the fuzz build free of libpcap and the eBPF build.
-#[path = "../../src/capture/decode.rs"]
+#[path = "../../src/capture/decode/mod.rs"]
 #[allow(dead_code, reason = "the target only calls decode")]
 mod decode;
 
