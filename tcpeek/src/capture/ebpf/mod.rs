@@ -20,6 +20,14 @@
 //! [`EbpfCapture`] converts to Unix-epoch nanoseconds with an offset taken
 //! once at open, so that differences between events (handshake RTTs) stay
 //! exact even if the wall clock is stepped while tcpeek runs.
+//!
+//! `attach` attaches the programs (TCX, the netlink fallback and its
+//! guard, XDP), `ring` reads the ring buffer, `host` holds what is asked of
+//! the host (clocks, interfaces and device types, capabilities).
+
+mod attach;
+mod host;
+mod ring;
 
 use std::{
     io,
@@ -35,10 +43,17 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
+
 use tcpeek_common::{framing, stat, Event, EVENT_SIZE};
+
 use tokio::io::unix::AsyncFd;
 
 use super::CaptureStats;
+use attach::{attach_tc, attach_xdp, ClsactGuard};
+pub use host::{arphrd, mono_to_epoch_offset_ns, Framing};
+use host::{check_privileges, device_type, ifindex, monotonic_ns, page_size};
+pub use ring::{decode_record, wake_bytes, DRAIN_INTERVAL};
+use ring::{drain_ring, Ring};
 
 /// Names in the eBPF object: the contract with `tcpeek-ebpf`, kept in the
 /// shared crate (tests/object.rs checks the embedded object has each).
@@ -48,10 +63,6 @@ pub use tcpeek_common::names;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tcpeek-ebpf"));
 
 pub use tcpeek_common::DEFAULT_RING_BYTES;
-
-/// Events converted per [`EbpfCapture::drain`] call at most, so that a
-/// reader cannot be kept in one call forever by a producer as fast as it.
-const MAX_BATCH: usize = 65536;
 
 /// How TC programs are attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -257,24 +268,6 @@ fn in_netns(ns: &std::fs::File) -> bool {
     match (ns.metadata(), std::fs::metadata("/proc/thread-self/ns/net")) {
         (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => true,
-    }
-}
-
-/// The ring buffer, wrapped in an `AsyncFd` on first async use (so that
-/// `open` and `drain` work without a tokio runtime).
-enum Ring {
-    Plain(RingBuf<MapData>),
-    Async(AsyncFd<RingBuf<MapData>>),
-    Moving,
-}
-
-impl Ring {
-    fn get_mut(&mut self) -> &mut RingBuf<MapData> {
-        match self {
-            Ring::Plain(r) => r,
-            Ring::Async(a) => a.get_mut(),
-            Ring::Moving => unreachable!("ring buffer lost while registering with tokio"),
-        }
     }
 }
 
@@ -494,78 +487,6 @@ pub fn load_for(ring_bytes: u32, framing: Framing) -> Result<Ebpf, EbpfError> {
         .map_err(|e| EbpfError::Load(Box::new(e)))
 }
 
-/// Unread bytes at which the kernel side wakes the reader: a quarter of the
-/// ring. Below that the reader drains on its own timer ([`DRAIN_INTERVAL`]),
-/// so a busy host pays one wakeup per many events instead of one per event,
-/// and a burst still wakes the reader long before the ring fills.
-pub fn wake_bytes(ring_bytes: u32) -> u64 {
-    u64::from(ring_bytes / 4)
-}
-
-/// How often the reader drains the ring without being woken: the longest a
-/// record waits in the ring at low rates.
-pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Converts one ring buffer record; `None` if its size is not [`EVENT_SIZE`].
-pub fn decode_record(record: &[u8]) -> Option<Event> {
-    (record.len() == EVENT_SIZE).then(|| bytemuck::pod_read_unaligned::<Event>(record))
-}
-
-/// CLOCK_REALTIME - CLOCK_MONOTONIC in nanoseconds, the realtime read taken
-/// between two monotonic reads (their midpoint) to halve the error.
-pub fn mono_to_epoch_offset_ns() -> i64 {
-    let m1 = monotonic_ns();
-    let real = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    let m2 = monotonic_ns();
-    real - (m1 + (m2 - m1) / 2)
-}
-
-/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns()`.
-fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-fn ifindex(iface: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(iface).ok()?;
-    // SAFETY: `name` is a NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (idx != 0).then_some(idx)
-}
-
-/// Drains up to [`MAX_BATCH`] records; returns (events appended, whether
-/// records may remain).
-fn drain_ring(
-    ring: &mut RingBuf<MapData>,
-    offset_ns: i64,
-    bad_records: &mut u64,
-    out: &mut Vec<Event>,
-) -> (usize, bool) {
-    let mut n = 0;
-    for _ in 0..MAX_BATCH {
-        let Some(item) = ring.next() else {
-            return (n, false);
-        };
-        match decode_record(&item) {
-            Some(mut ev) => {
-                ev.ts_ns = (ev.ts_ns as i64).wrapping_add(offset_ns) as u64;
-                out.push(ev);
-                n += 1;
-            }
-            None => *bad_records += 1,
-        }
-    }
-    (n, true)
-}
-
 fn take_map<T>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -578,303 +499,6 @@ fn take_map<T>(
         name,
         source: Box::new(source),
     })
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as usize
-    } else {
-        4096
-    }
-}
-
-/// Capabilities from `/proc/self/status` (CapEff), checked up front so that
-/// the error says what is missing instead of a bare EPERM from some syscall.
-fn check_privileges(iface: &str) -> Result<(), EbpfError> {
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    let Some(eff) = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-    else {
-        return Ok(()); // Unknown: let the syscalls decide.
-    };
-    let has = |cap: u32| eff & (1u64 << cap) != 0;
-    let mut missing = Vec::new();
-    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_BPF");
-    }
-    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
-        // Direct packet access by non-SYS_ADMIN loaders needs CAP_PERFMON.
-        missing.push("CAP_PERFMON");
-    }
-    if !has(CAP_NET_ADMIN) {
-        missing.push("CAP_NET_ADMIN");
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(EbpfError::Privileges {
-            iface: iface.to_owned(),
-            missing: missing.join(", "),
-        })
-    }
-}
-
-/// How an interface's packets begin, as far as the classifier is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// An Ethernet header, maybe VLAN tags, then IP.
-    Ethernet,
-    /// IP from the first byte (no link-layer header).
-    Ip,
-}
-
-impl Framing {
-    /// The framing of ARPHRD device type `ty`, or `None` for a link layer
-    /// the classifier does not parse (then it would see nothing there, and
-    /// libpcap, which knows many more, must be used).
-    ///
-    /// The L3 types are those whose devices have no `header_ops`, so that
-    /// TC and XDP (generic and tun's native) see packets from the network
-    /// header on: `skb->data` at the IP header on ingress and egress.
-    pub fn of_arphrd(ty: u16) -> Option<Framing> {
-        use arphrd::*;
-        match ty {
-            ETHER | LOOPBACK => Some(Framing::Ethernet),
-            NONE | PPP | RAWIP | TUNNEL | TUNNEL6 | SIT | IPGRE | IP6GRE => Some(Framing::Ip),
-            _ => None,
-        }
-    }
-
-    /// The value of the classifier's [`framing::GLOBAL`].
-    fn global(self) -> u32 {
-        match self {
-            Framing::Ethernet => framing::ETHERNET,
-            Framing::Ip => framing::IP,
-        }
-    }
-}
-
-/// Device types (`dev->type`), from `linux/if_arp.h`.
-pub mod arphrd {
-    pub const ETHER: u16 = 1;
-    pub const PPP: u16 = 512;
-    pub const RAWIP: u16 = 519;
-    pub const TUNNEL: u16 = 768;
-    pub const TUNNEL6: u16 = 769;
-    pub const LOOPBACK: u16 = 772;
-    pub const SIT: u16 = 776;
-    pub const IPGRE: u16 = 778;
-    pub const IP6GRE: u16 = 823;
-    /// tun, WireGuard: no link-layer header at all.
-    pub const NONE: u16 = 0xfffe;
-
-    /// The `ARPHRD_` name of `ty`, for messages.
-    pub fn name(ty: u16) -> &'static str {
-        match ty {
-            0 => "ARPHRD_NETROM",
-            ETHER => "ARPHRD_ETHER",
-            6 => "ARPHRD_IEEE802",
-            24 => "ARPHRD_IEEE1394",
-            32 => "ARPHRD_INFINIBAND",
-            256 => "ARPHRD_SLIP",
-            257 => "ARPHRD_CSLIP",
-            PPP => "ARPHRD_PPP",
-            513 => "ARPHRD_CISCO (HDLC)",
-            516 => "ARPHRD_X25",
-            RAWIP => "ARPHRD_RAWIP",
-            TUNNEL => "ARPHRD_TUNNEL",
-            TUNNEL6 => "ARPHRD_TUNNEL6",
-            770 => "ARPHRD_FRAD",
-            LOOPBACK => "ARPHRD_LOOPBACK",
-            774 => "ARPHRD_FDDI",
-            SIT => "ARPHRD_SIT",
-            IPGRE => "ARPHRD_IPGRE",
-            801 => "ARPHRD_IEEE80211",
-            802 => "ARPHRD_IEEE80211_PRISM",
-            803 => "ARPHRD_IEEE80211_RADIOTAP",
-            804 => "ARPHRD_IEEE802154",
-            IP6GRE => "ARPHRD_IP6GRE",
-            824 => "ARPHRD_NETLINK",
-            825 => "ARPHRD_6LOWPAN",
-            826 => "ARPHRD_VSOCKMON",
-            0xffff => "ARPHRD_VOID",
-            NONE => "ARPHRD_NONE",
-            _ => "unknown",
-        }
-    }
-}
-
-/// The ARPHRD device type of `iface` in the calling thread's network
-/// namespace. Asked with SIOCGIFHWADDR (netdevice(7): its `sa_family` is
-/// the device type) rather than read from `/sys/class/net/IFACE/type`:
-/// sysfs shows the namespace of whoever mounted it, which a thread that
-/// entered another namespace with setns(2) is not in.
-fn device_type(iface: &str) -> Result<u16, EbpfError> {
-    let err = |source| EbpfError::DeviceType {
-        iface: iface.to_owned(),
-        source,
-    };
-    // SAFETY: plain socket(2); the fd is owned below.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(err(io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; all-zero is valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let name = iface.as_bytes();
-    if name.len() >= ifr.ifr_name.len() {
-        return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: a valid socket and a valid, NUL-terminated ifreq.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
-        return Err(err(io::Error::last_os_error()));
-    }
-    // SAFETY: SIOCGIFHWADDR filled the hwaddr member.
-    Ok(unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family })
-}
-
-fn attach_xdp(ebpf: &mut Ebpf, iface: &str) -> Result<(), EbpfError> {
-    let program = names::PROG_XDP;
-    let prog: &mut Xdp = program_mut(ebpf, iface, program)?;
-    prog.load().map_err(|source| EbpfError::LoadProgram {
-        iface: iface.to_owned(),
-        program,
-        source: Box::new(source),
-    })?;
-    // Default mode: the driver's native XDP if it has one, else generic.
-    prog.attach(iface, XdpMode::Default)
-        .map_err(|source| EbpfError::Attach {
-            iface: iface.to_owned(),
-            program,
-            hook: "XDP",
-            hint: " (XDP links need Linux >= 5.9; another XDP program may be attached)",
-            source: Box::new(source),
-        })?;
-    Ok(())
-}
-
-fn program_mut<'a, P>(
-    ebpf: &'a mut Ebpf,
-    iface: &str,
-    program: &'static str,
-) -> Result<&'a mut P, EbpfError>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let prog = ebpf.program_mut(program).ok_or(EbpfError::Object {
-        what: "program",
-        name: program,
-    })?;
-    prog.try_into().map_err(|source| EbpfError::LoadProgram {
-        iface: iface.to_owned(),
-        program,
-        source: Box::new(source),
-    })
-}
-
-fn attach_tc(
-    ebpf: &mut Ebpf,
-    iface: &str,
-    ifindex: u32,
-    program: &'static str,
-    attach_type: TcAttachType,
-    mode: TcMode,
-    qdisc: &mut Option<ClsactGuard>,
-) -> Result<(), EbpfError> {
-    let hook = if attach_type == TcAttachType::Ingress {
-        "TC ingress"
-    } else {
-        "TC egress"
-    };
-    let prog: &mut SchedClassifier = program_mut(ebpf, iface, program)?;
-    prog.load().map_err(|source| EbpfError::LoadProgram {
-        iface: iface.to_owned(),
-        program,
-        source: Box::new(source),
-    })?;
-    let attach_err = |source, hint| EbpfError::Attach {
-        iface: iface.to_owned(),
-        program,
-        hook,
-        hint,
-        source: Box::new(source),
-    };
-
-    if mode != TcMode::Netlink {
-        // Ingress first: see packets as they arrived, before other programs
-        // (a firewall, a NAT) drop or rewrite them. Egress last: see them as
-        // they leave, after such programs.
-        let order = if attach_type == TcAttachType::Ingress {
-            LinkOrder::first()
-        } else {
-            LinkOrder::last()
-        };
-        match prog.attach_with_options(iface, attach_type, TcAttachOptions::TcxOrder(order)) {
-            Ok(_) => return Ok(()),
-            Err(e) if mode == TcMode::Tcx => {
-                return Err(attach_err(e, " (TCX needs Linux >= 6.6)"))
-            }
-            Err(_) => {} // No TCX: fall back to netlink.
-        }
-    }
-
-    if qdisc.is_none() {
-        // Ok: we added it (and remove it on drop). Err: it was already
-        // there (EEXIST) or cannot be (then attaching fails, with a reason).
-        if tc::qdisc_add_clsact(iface).is_ok() {
-            *qdisc = Some(ClsactGuard {
-                iface: iface.to_owned(),
-                ifindex,
-            });
-        }
-    }
-    // A previous tcpeek killed with SIGKILL cannot have removed its filters.
-    let _ = tc::qdisc_detach_program(iface, attach_type, program);
-    prog.attach_with_options(
-        iface,
-        attach_type,
-        TcAttachOptions::Netlink(NlOptions::default()),
-    )
-    .map_err(|e| attach_err(e, " (with a clsact qdisc and a netlink filter)"))?;
-    Ok(())
-}
-
-/// Removes the `clsact` qdisc that this capture added (which also removes
-/// every filter on it). aya has no call for deleting a qdisc, so this uses
-/// tc(8); it only runs on kernels without TCX.
-struct ClsactGuard {
-    iface: String,
-    ifindex: u32,
-}
-
-impl Drop for ClsactGuard {
-    fn drop(&mut self) {
-        // The interface may have been renamed or deleted meanwhile: check
-        // that the name still means the same interface.
-        if ifindex(&self.iface) != Some(self.ifindex) {
-            return;
-        }
-        let _ = std::process::Command::new("tc")
-            .args(["qdisc", "del", "dev", &self.iface, "clsact"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
 }
 
 #[cfg(test)]
