@@ -36,3 +36,7 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+mod netns;
+
+pub use netns::{run, wait_for, Netns, TempDir, PATIENCE};

@@ -1057,6 +1057,8 @@ fn full_ring_buffer_is_counted() {
 struct NetnsPair {
     a: String,
     b: String,
+    /// Delete the namespaces on drop, also when the test fails.
+    _guards: [tcpeek_testkit::Netns; 2],
 }
 
 impl NetnsPair {
@@ -1080,12 +1082,15 @@ impl NetnsPair {
             N.fetch_add(1, Ordering::Relaxed),
             nanos & 0xffff
         );
+        let guards = [
+            tcpeek_testkit::Netns::new(format!("{base}-a")),
+            tcpeek_testkit::Netns::new(format!("{base}-b")),
+        ];
         let pair = NetnsPair {
-            a: format!("{base}-a"),
-            b: format!("{base}-b"),
+            a: guards[0].name.clone(),
+            b: guards[1].name.clone(),
+            _guards: guards,
         };
-        ip(&["netns", "add", &pair.a]);
-        ip(&["netns", "add", &pair.b]);
         ip(&[
             "-n", &pair.a, "link", "add", "tpk-a", "type", "veth", "peer", "name", "tpk-b",
             "netns", &pair.b,
@@ -1094,7 +1099,6 @@ impl NetnsPair {
         ip(&["-n", &pair.b, "addr", "add", "192.0.2.2/24", "dev", "tpk-b"]);
         for (ns, dev) in [(&pair.a, "tpk-a"), (&pair.b, "tpk-b")] {
             ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         Some(pair)
     }
@@ -1108,14 +1112,6 @@ impl NetnsPair {
         })
         .join()
         .expect("thread in namespace panicked")
-    }
-}
-
-impl Drop for NetnsPair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
     }
 }
 
