@@ -18,7 +18,6 @@
 //!
 //! `RX:RX@%:%` and `TX:TX@%:%` are always defined first.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::event::Connection;
@@ -212,15 +211,6 @@ fn parse_ports(g: &str, ports: &str) -> Result<Option<Vec<u16>>, String> {
         }
     }
     Ok(Some(list))
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::Rx => "RX",
-            Direction::Tx => "TX",
-        })
-    }
 }
 
 /// All filters plus the local addresses they are judged against.
@@ -432,6 +422,10 @@ mod tests {
                 ("x:RX@10.0.0.0/33:80", "'/33' is not 0-32"),
                 ("x:RX@10.0.0.0/:80", "'/' is not 0-32"),
                 ("x:RX@2001:db8::1:80", "write an IPv6 address in brackets"),
+                // Hex digits but one colon: a bad IPv4 address, not IPv6.
+                ("x:RX@abc:80", "'abc' is not an IPv4 address"),
+                // Two colons but not hex: not IPv6 either.
+                ("x:RX@host:80:443", "'host' is not an IPv4 address"),
                 ("x:RX@[2001:db8::1:80", "without closing ']'"),
                 ("x:RX@[10.0.0.1]:80", "is not an IPv6 address"),
                 ("x:RX@[::1]", "no ':PORT' after '[::1]'"),
@@ -547,6 +541,19 @@ mod tests {
             assert_eq!(
                 matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 80)),
                 ["RX", "TX"]
+            );
+        }
+
+        #[test]
+        fn exactly_32_named_filters_fit_the_admission_tag() {
+            // RX, TX and 30 more: the largest set a 32-bit tag holds. A
+            // handshake must count in the filters it matches, not all 32.
+            let exprs: Vec<String> = (1..=30).map(|p| format!("f{p}:RX@%:{p}")).collect();
+            let set = FilterSet::parse(&exprs, local(&["10.0.0.1"])).unwrap();
+            assert_eq!(set.names().count(), 32);
+            assert_eq!(
+                matches(&set, &conn("10.0.0.2", 1, "10.0.0.1", 30)),
+                ["RX", "f30"]
             );
         }
 
