@@ -318,6 +318,39 @@ mod tests {
     }
 
     #[test]
+    fn each_outcome_counts_in_its_own_fields_and_retransmissions_count_sessions() {
+        let mut c = FilterCounters::default();
+        c.record(Outcome::Success, 0, 0);
+        c.record(Outcome::Success, 3, 0);
+        c.record(Outcome::Success, 0, 2);
+        c.record(Outcome::Success, 1, 1);
+        c.record(Outcome::Timeout, 4, 0);
+        c.record(Outcome::Timeout, 0, 0);
+        c.record(Outcome::Reject, 0, 0);
+        c.record(Outcome::Aborted, 0, 0);
+        c.record(Outcome::Unreach, 2, 0);
+        assert_eq!(
+            c.success,
+            Success {
+                total: 4,
+                dupsyn: 2,
+                dupsynack: 2
+            },
+            "sessions with a retransmission, not segments; successes only"
+        );
+        assert_eq!(
+            c.failure,
+            Failure {
+                total: 5,
+                timeout: 2,
+                reject: 2,
+                unreach: 1,
+                reject_by_client: 1
+            }
+        );
+    }
+
+    #[test]
     fn get_reply_matches_the_original_wire_format() {
         assert_eq!(
             sample().to_get_json(),
