@@ -5,6 +5,7 @@
 //! idempotent set-up script, so they work on a fresh machine.
 
 mod fixtures;
+mod trace;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
