@@ -458,6 +458,12 @@ impl Trace {
         out
     }
 
+    /// [`Trace::to_pcap`] written to `w`: a large trace need not be copied
+    /// into memory first.
+    pub(crate) fn write_pcap(&self, w: &mut impl Write) -> io::Result<()> {
+        self.write_pcap_cut(w, 65_535)
+    }
+
     fn write_pcap_cut(&self, w: &mut impl Write, snaplen: u32) -> io::Result<()> {
         // (time, stamp written, frame): a damaged stamp keeps its frame's
         // place.

@@ -1,0 +1,564 @@
+//! `cargo xtask bench-load`: what each capture backend costs on a busy
+//! host, side by side in one run. Prints figures; asserts nothing.
+//!
+//! Part 1 replays generated captures (streams.rs) with tcpreplay at top
+//! speed across a veth pair between two namespaces of its own (netns.rs)
+//! while a tcpeek watches the receiving end (monitor.rs, run.rs). Part 2 is
+//! a connection storm through the real kernel (storm.rs). Modes — no
+//! monitor, `--backend pcap`, `--backend ebpf`, `--backend ebpf --xdp`, and
+//! the same three of a `--baseline` binary — are interleaved within each
+//! repetition, so that drift of the machine spreads over all of them.
+//! Counts are checked against what was sent, and a difference is printed
+//! on a line starting with `MISMATCH`, never turned into a failure.
+
+mod monitor;
+mod netns;
+mod perf;
+mod report;
+mod run;
+mod storm;
+mod streams;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use monitor::Mode;
+use streams::{Sizes, Stream};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C (SIGINT) or SIGTERM arrived: every loop returns early,
+/// and the guards' `Drop` removes the namespaces and stops the monitor.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+struct Options {
+    reps: u32,
+    tcpeek: Option<PathBuf>,
+    baseline: Option<PathBuf>,
+    storm_secs: f64,
+    quick: bool,
+    /// Parts to run (stream names, "storm"); empty: all.
+    only: Vec<String>,
+}
+
+/// What `--only` accepts.
+const PARTS: [&str; 6] = ["handshake", "flood", "flood-cap", "data", "mixed", "storm"];
+
+impl Options {
+    fn parse(args: &[String]) -> anyhow::Result<Options> {
+        let mut o = Options {
+            reps: 5,
+            tcpeek: None,
+            baseline: None,
+            storm_secs: 10.0,
+            quick: false,
+            only: Vec::new(),
+        };
+        let (mut reps, mut storm) = (None, None);
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |flag: &str| {
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value"))
+            };
+            match a.as_str() {
+                "--reps" => {
+                    let v = value("--reps")?;
+                    reps = Some(v.parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
+                        format!("--reps {v}: expected a whole number of repetitions, at least 1")
+                    })?);
+                }
+                "--storm-secs" => {
+                    let v = value("--storm-secs")?;
+                    storm = Some(
+                        v.parse::<f64>()
+                            .ok()
+                            .filter(|s| *s > 0.0 && *s <= 600.0)
+                            .with_context(|| {
+                                format!(
+                                    "--storm-secs {v}: expected seconds, more than 0, at most 600"
+                                )
+                            })?,
+                    );
+                }
+                "--tcpeek" => o.tcpeek = Some(value("--tcpeek")?.into()),
+                "--baseline" => o.baseline = Some(value("--baseline")?.into()),
+                "--quick" => o.quick = true,
+                "--only" => {
+                    for part in value("--only")?.split(',') {
+                        if !PARTS.contains(&part) {
+                            bail!("--only {part}: expected a comma-separated list of {}", PARTS.join(", "));
+                        }
+                        o.only.push(part.to_string());
+                    }
+                }
+                other => bail!(
+                    "bench-load: unknown argument '{other}' \
+                     (accepted: --reps N, --tcpeek PATH, --baseline PATH, --storm-secs S, --quick, --only PARTS)"
+                ),
+            }
+        }
+        if o.quick {
+            o.reps = 1;
+            o.storm_secs = 2.0;
+        }
+        o.reps = reps.unwrap_or(o.reps);
+        o.storm_secs = storm.unwrap_or(o.storm_secs);
+        Ok(o)
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+/// A scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    let opts = Options::parse(args)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench-load: needs root (network namespaces, packet capture, tcpreplay)");
+        std::process::exit(1);
+    }
+    install_signal_handlers();
+    let tmp = TempDir(std::env::temp_dir().join(format!("tcpeek-bench-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&tmp.0);
+    std::fs::create_dir_all(&tmp.0).context("creating the scratch directory")?;
+    ensure_installed("tcpreplay", "tcpreplay", &tmp.0)?;
+    let (perf_ok, perf_hw) =
+        if which("perf") || ensure_installed("perf", "linux-perf", &tmp.0).is_ok() {
+            perf::available()
+        } else {
+            (false, false)
+        };
+    let tcpeek = match &opts.tcpeek {
+        Some(p) => p.clone(),
+        None => {
+            crate::run(
+                &crate::cargo(),
+                &["build", "--release", "-p", "tcpeek", "--bins"],
+            )?;
+            crate::workspace_root()?.join("target/release/tcpeek")
+        }
+    };
+    let mut modes = vec![Mode {
+        label: "none".into(),
+        binary: None,
+        args: Vec::new(),
+    }];
+    modes.extend(Mode::of(&tcpeek, ""));
+    if let Some(b) = &opts.baseline {
+        modes.extend(Mode::of(b, "before "));
+    }
+    header(&opts, &tcpeek, perf_ok, perf_hw)?;
+
+    let t = Instant::now();
+    let sizes = if opts.quick {
+        Sizes::QUICK
+    } else {
+        Sizes::FULL
+    };
+    let mut streams = streams::generate(&tmp.0, sizes)?;
+    streams.retain(|s| opts.runs(s.name));
+    for s in &streams {
+        println!(
+            "stream {:<10} {} packets, {} events: {}",
+            s.name, s.packets, s.events, s.about
+        );
+    }
+    println!("captures generated in {:.1} s", t.elapsed().as_secs_f64());
+
+    let pair = netns::Pair::new()?;
+    let socket = tmp.0.join("tcpeek.sock");
+    let labels: Vec<String> = modes.iter().map(|m| m.label.clone()).collect();
+
+    // Part 1.
+    let t = Instant::now();
+    let mut runs = Vec::new();
+    let mut mismatches = 0;
+    for rep in 1..=opts.reps {
+        for s in &streams {
+            for m in &modes {
+                if s.only_modes.is_some_and(|o| !o.contains(&m.label.as_str())) {
+                    continue;
+                }
+                check_interrupt()?;
+                match run::run(&pair, s, m, &socket, false) {
+                    Ok(r) => {
+                        println!("{}", run::line(rep, &r));
+                        for l in run::check(rep, s, &r) {
+                            mismatches += 1;
+                            println!("{l}");
+                        }
+                        runs.push(r);
+                    }
+                    Err(e) => {
+                        check_interrupt()?;
+                        println!("ERROR rep {rep} {} {}: {e:#}", s.name, m.label);
+                    }
+                }
+            }
+        }
+    }
+    println!("part 1 took {:.0} s", t.elapsed().as_secs_f64());
+    for s in &streams {
+        let none = none_rate(&runs, &streams, s);
+        report::stream_table(s, &runs, &labels, none);
+    }
+
+    wakeups(&pair, &streams, &modes, &runs, &socket, perf_ok, opts.quick)?;
+
+    // Part 2.
+    let mut storms = Vec::new();
+    if opts.runs("storm") {
+        mismatches += storm_part(&opts, &pair, &modes, &socket, &mut storms)?;
+        report::storm_table(&storms, &labels);
+    }
+    println!();
+    println!(
+        "bench-load: {} replay runs, {} storm runs, {mismatches} MISMATCH lines",
+        runs.len(),
+        storms.len()
+    );
+    Ok(())
+}
+
+/// The storm in every mode, interleaved; returns the MISMATCH lines.
+fn storm_part(
+    opts: &Options,
+    pair: &netns::Pair,
+    modes: &[Mode],
+    socket: &Path,
+    storms: &mut Vec<storm::StormRun>,
+) -> anyhow::Result<u64> {
+    let mut mismatches = 0;
+    let t = Instant::now();
+    println!();
+    println!("storm: {} s per run, {} reps", opts.storm_secs, opts.reps);
+    for rep in 1..=opts.reps {
+        for m in modes {
+            check_interrupt()?;
+            match storm::run(pair, m, socket, opts.storm_secs) {
+                Ok(r) => {
+                    println!("{}", storm::line(rep, &r));
+                    for l in storm::check(rep, &r) {
+                        mismatches += 1;
+                        println!("{l}");
+                    }
+                    storms.push(r);
+                }
+                Err(e) => {
+                    check_interrupt()?;
+                    println!("ERROR rep {rep} storm {}: {e:#}", m.label);
+                }
+            }
+        }
+    }
+    println!("part 2 took {:.0} s", t.elapsed().as_secs_f64());
+    Ok(mismatches)
+}
+
+fn check_interrupt() -> anyhow::Result<()> {
+    if interrupted() {
+        bail!("interrupted: namespaces and monitor removed");
+    }
+    Ok(())
+}
+
+/// The median no-monitor rate of the capture `s` replays (the capped flood
+/// shares the flood's file and its no-monitor runs).
+fn none_rate(runs: &[run::Run], streams: &[Stream], s: &Stream) -> Option<f64> {
+    let names: Vec<&str> = streams
+        .iter()
+        .filter(|o| o.path == s.path)
+        .map(|o| o.name)
+        .collect();
+    report::spread(
+        runs.iter()
+            .filter(|r| r.monitor.is_none() && names.contains(&r.stream))
+            .map(|r| r.replay.pps)
+            .collect(),
+    )
+    .map(|x| x.1)
+}
+
+/// The wakeup question on the handshake stream: context switches per event
+/// of every monitor mode (from /proc, over the repetitions above), then one
+/// extra replay per mode under `perf stat` (not part of the figures above:
+/// perf itself costs a little on every switch).
+fn wakeups(
+    pair: &netns::Pair,
+    streams: &[Stream],
+    modes: &[Mode],
+    runs: &[run::Run],
+    socket: &Path,
+    perf_ok: bool,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let Some(hs) = streams.iter().find(|s| s.name == "handshake") else {
+        return Ok(());
+    };
+    println!();
+    println!(
+        "== wakeups, handshake stream ({} events): context switches of the monitor, from /proc/PID/task/*/status",
+        hs.events
+    );
+    for m in modes.iter().filter(|m| m.binary.is_some()) {
+        let per: Vec<(f64, f64)> = runs
+            .iter()
+            .filter(|r| r.stream == hs.name && r.mode == m.label)
+            .filter_map(|r| r.monitor.as_ref())
+            .map(|w| {
+                let (v, i) = monitor::ctxt_total(&w.ctxt);
+                (v as f64 / hs.events as f64, i as f64 / hs.events as f64)
+            })
+            .collect();
+        let v = report::spread(per.iter().map(|p| p.0).collect());
+        let i = report::spread(per.iter().map(|p| p.1).collect());
+        if let (Some(v), Some(i)) = (v, i) {
+            println!(
+                "{:<16} voluntary/ev {:.4}/{:.4}/{:.4}  nonvoluntary/ev {:.4}/{:.4}/{:.4}  (min/med/max)",
+                m.label, v.0, v.1, v.2, i.0, i.1, i.2
+            );
+        }
+    }
+    idle(pair, modes, socket, if quick { 1.0 } else { 2.0 })?;
+    if !perf_ok {
+        println!("perf stat unavailable: no perf figures");
+        return Ok(());
+    }
+    println!("perf stat -e context-switches,cpu-migrations -p PID during the replay (one extra run per mode):");
+    for m in modes.iter().filter(|m| m.binary.is_some()) {
+        check_interrupt()?;
+        match run::run(pair, hs, m, socket, true) {
+            Ok(r) => {
+                let Some(w) = &r.monitor else { continue };
+                let Some(p) = &w.perf else {
+                    continue;
+                };
+                let (cs, mig) = (p.switches, p.migrations);
+                let ev = hs.events as f64;
+                let per_thread: Vec<String> = p
+                    .threads
+                    .iter()
+                    .filter(|t| t.1 + t.2 > 0)
+                    .map(|t| format!("{} {}v/{}i", t.0, t.1, t.2))
+                    .collect();
+                println!(
+                    "{:<16} {:>9.0} pps  context-switches {cs} ({:.4}/ev)  cpu-migrations {mig}  /proc over the replay: {}  monitor {:.0} ns/ev",
+                    m.label,
+                    r.replay.pps,
+                    cs as f64 / ev,
+                    per_thread.join(", "),
+                    w.cpu_ns as f64 / ev,
+                );
+            }
+            Err(e) => {
+                check_interrupt()?;
+                println!("ERROR perf run {}: {e:#}", m.label);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each monitor with no traffic at all for `secs`: its CPU (schedstat,
+/// exact) and context switches per second, what every window above
+/// contains on top of the traffic's cost (nothing polls the socket
+/// meanwhile).
+fn idle(pair: &netns::Pair, modes: &[Mode], socket: &Path, secs: f64) -> anyhow::Result<()> {
+    println!("idle monitor, no traffic, {secs} s:");
+    for m in modes {
+        let Some(bin) = &m.binary else { continue };
+        check_interrupt()?;
+        let r = (|| -> anyhow::Result<(f64, f64, Vec<String>)> {
+            let mon = monitor::Monitor::start(pair, bin, &m.args, &[], socket)?;
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let s0 = mon.sample();
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            let s1 = mon.sample();
+            mon.stop()?;
+            let threads = s1.ctxt_since(&s0);
+            let (v, i) = monitor::ctxt_total(&threads);
+            let names = threads
+                .iter()
+                .filter(|t| t.1 + t.2 > 0)
+                .map(|t| format!("{} {:.0}/s", t.0, (t.1 + t.2) as f64 / secs))
+                .collect();
+            Ok((
+                s1.exec_ns.saturating_sub(s0.exec_ns) as f64 / 1e6 / secs,
+                (v + i) as f64 / secs,
+                names,
+            ))
+        })();
+        match r {
+            Ok((ms, sw, names)) => println!(
+                "{:<16} {ms:.1} ms CPU/s  {sw:.0} context switches/s ({})",
+                m.label,
+                names.join(", ")
+            ),
+            Err(e) => {
+                check_interrupt()?;
+                println!("ERROR idle {}: {e:#}", m.label);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs Debian's `package` when `tool` is missing; apt's output goes to
+/// a log file, printed only if the install fails.
+fn ensure_installed(tool: &str, package: &str, dir: &Path) -> anyhow::Result<()> {
+    if which(tool) {
+        return Ok(());
+    }
+    let log = dir.join(format!("apt-{package}.log"));
+    println!(
+        "bench-load: installing {package} with apt-get (log: {})",
+        log.display()
+    );
+    let apt = |args: &[&str]| -> anyhow::Result<bool> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        Ok(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .status()
+            .context("running apt-get")?
+            .success())
+    };
+    let install = ["install", "-y", "--no-install-recommends", package];
+    // An old or missing package list: update once and try again.
+    let ok = apt(&install)? || (apt(&["update"])? && apt(&install)?);
+    if !ok {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        bail!("apt-get install {package} failed:\n{text}");
+    }
+    Ok(())
+}
+
+/// What was run, on what, when.
+fn header(opts: &Options, tcpeek: &Path, perf_ok: bool, perf_hw: bool) -> anyhow::Result<()> {
+    let describe = |p: &Path| -> anyhow::Result<String> {
+        let md = std::fs::metadata(p).with_context(|| format!("tcpeek binary {}", p.display()))?;
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        Ok(format!(
+            "{} ({} bytes, modified {})",
+            p.display(),
+            md.len(),
+            utc(mtime)
+        ))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!(
+        "bench-load at {} on Linux {}, {} CPUs; {} reps{}",
+        utc(now),
+        kernel.trim(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        opts.reps,
+        if opts.quick {
+            " (--quick: small captures)"
+        } else {
+            ""
+        }
+    );
+    println!("tcpeek:   {}", describe(tcpeek)?);
+    if let Some(b) = &opts.baseline {
+        println!("baseline: {}", describe(b)?);
+        if std::fs::read(b).ok() == std::fs::read(tcpeek).ok() {
+            println!(
+                "note: the baseline is byte-for-byte the same binary: 'before' rows measure noise"
+            );
+        }
+    }
+    println!(
+        "perf: {}",
+        match (perf_ok, perf_hw) {
+            (true, true) => "software and hardware counters",
+            (true, false) =>
+                "software counters only (no hardware counters: instructions not supported)",
+            _ => "unavailable",
+        }
+    );
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days,
+/// H. Hinnant's algorithm).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let s = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_of_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_767_225_600), "2026-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400 + 3_661), "2000-02-29 01:01:01 UTC");
+    }
+}
