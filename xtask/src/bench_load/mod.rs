@@ -140,6 +140,16 @@ impl Drop for TempDir {
 }
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
+    let result = bench(args);
+    // The guards inside `bench` have run: namespaces and monitor are gone.
+    if interrupted() {
+        eprintln!("bench-load: interrupted; namespaces, monitor and captures removed");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn bench(args: &[String]) -> anyhow::Result<()> {
     let opts = Options::parse(args)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -286,7 +296,7 @@ fn storm_part(
 
 fn check_interrupt() -> anyhow::Result<()> {
     if interrupted() {
-        bail!("interrupted: namespaces and monitor removed");
+        bail!("interrupted");
     }
     Ok(())
 }

@@ -198,6 +198,9 @@ pub fn run(
         None => None,
         Some(m) => {
             let st = m.settle(Duration::from_secs(30))?;
+            if super::interrupted() {
+                bail!("interrupted");
+            }
             let (s2, s3) = (st.drained, st.end);
             let s0 = s0.unwrap_or_default();
             let (counters, lines) = m.stop()?;

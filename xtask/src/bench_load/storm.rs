@@ -121,6 +121,9 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
         None => None,
         Some(m) => {
             let s2 = m.settle(Duration::from_secs(30))?.end;
+            if super::interrupted() {
+                anyhow::bail!("interrupted");
+            }
             let s0 = s0.unwrap_or_default();
             let ctxt = ctxt_total(&s2.ctxt_since(&s0));
             let (counters, _) = m.stop()?;
