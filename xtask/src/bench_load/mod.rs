@@ -186,7 +186,8 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     if let Some(b) = &opts.baseline {
         modes.extend(Mode::of(b, "before "));
     }
-    header(&opts, &tcpeek, perf_ok, perf_hw)?;
+    header(&opts, args, &tcpeek, perf_ok, perf_hw)?;
+    let started = Instant::now();
 
     let t = Instant::now();
     let sizes = if opts.quick {
@@ -252,9 +253,11 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "bench-load: {} replay runs, {} storm runs, {mismatches} MISMATCH lines",
+        "bench-load: {} replay runs, {} storm runs, {mismatches} MISMATCH lines, {:.0} s, done at {}",
         runs.len(),
-        storms.len()
+        storms.len(),
+        started.elapsed().as_secs_f64(),
+        utc(now_secs())
     );
     Ok(())
 }
@@ -487,7 +490,13 @@ fn ensure_installed(tool: &str, package: &str, dir: &Path) -> anyhow::Result<()>
 }
 
 /// What was run, on what, when.
-fn header(opts: &Options, tcpeek: &Path, perf_ok: bool, perf_hw: bool) -> anyhow::Result<()> {
+fn header(
+    opts: &Options,
+    args: &[String],
+    tcpeek: &Path,
+    perf_ok: bool,
+    perf_hw: bool,
+) -> anyhow::Result<()> {
     let describe = |p: &Path| -> anyhow::Result<String> {
         let md = std::fs::metadata(p).with_context(|| format!("tcpeek binary {}", p.display()))?;
         let mtime = md
@@ -502,9 +511,7 @@ fn header(opts: &Options, tcpeek: &Path, perf_ok: bool, perf_hw: bool) -> anyhow
             utc(mtime)
         ))
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = now_secs();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!(
         "bench-load at {} on Linux {}, {} CPUs; {} reps{}",
@@ -518,6 +525,7 @@ fn header(opts: &Options, tcpeek: &Path, perf_ok: bool, perf_hw: bool) -> anyhow
             ""
         }
     );
+    println!("command: cargo xtask bench-load {}", args.join(" "));
     println!("tcpeek:   {}", describe(tcpeek)?);
     if let Some(b) = &opts.baseline {
         println!("baseline: {}", describe(b)?);
@@ -537,6 +545,12 @@ fn header(opts: &Options, tcpeek: &Path, perf_ok: bool, perf_hw: bool) -> anyhow
         }
     );
     Ok(())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days,
