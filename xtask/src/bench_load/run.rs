@@ -62,8 +62,9 @@ pub struct Watched {
     pub perf: Option<PerfFigures>,
 }
 
-/// `perf stat` context-switches and cpu-migrations over the replay, and
-/// the /proc switches per thread over the same window.
+/// `perf stat` context-switches and cpu-migrations over the replay (from
+/// 300 ms before it), and the /proc switches per thread over the same
+/// window.
 #[derive(Clone, Debug)]
 pub struct PerfFigures {
     pub switches: u64,
@@ -179,6 +180,8 @@ pub fn run(
         )?),
         None => None,
     };
+    // The /proc window that matches perf's (perf attaches, then waits).
+    let sp0 = monitor.as_ref().filter(|_| perf).map(Monitor::sample);
     let perf_child = match (&monitor, perf) {
         (Some(m), true) => Some(super::perf::Stat::start(m.pid)?),
         _ => None,
@@ -191,8 +194,8 @@ pub fn run(
     let replay = tcpreplay(pair, &stream.path)?;
     let busy1 = machine_busy_ns();
     let soft1 = softnet_drops();
-    let s1 = monitor.as_ref().map(Monitor::sample);
     let perf_counts = perf_child.map(super::perf::Stat::finish).transpose()?;
+    let sp1 = monitor.as_ref().filter(|_| perf).map(Monitor::sample);
     let (tx1, rx1) = pair.drops();
     let watched = match monitor {
         None => None,
@@ -217,7 +220,7 @@ pub fn run(
                 perf: perf_counts.map(|(switches, migrations)| PerfFigures {
                     switches,
                     migrations,
-                    threads: s1.unwrap_or_default().ctxt_since(&s0),
+                    threads: sp1.unwrap_or_default().ctxt_since(&sp0.unwrap_or_default()),
                 }),
             })
         }

@@ -74,7 +74,7 @@ pub fn report(
                     .map(|t| format!("{} {}v/{}i", t.0, t.1, t.2))
                     .collect();
                 println!(
-                    "{:<16} {:>9.0} pps  context-switches {cs} ({:.4}/ev)  cpu-migrations {mig}  /proc over the replay: {}  monitor {:.0} ns/ev",
+                    "{:<16} {:>9.0} pps  context-switches {cs} ({:.4}/ev)  cpu-migrations {mig}  /proc over the same window: {}  monitor {:.0} ns/ev",
                     m.label,
                     r.replay.pps,
                     cs as f64 / ev,
