@@ -391,3 +391,60 @@ fn exchange(tr: &mut Trace, t: u64, c: &Conn) {
         &[],
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_endpoints_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..Sizes::FULL.handshakes {
+            for v6 in [false, true] {
+                let (a, port) = client(k, v6);
+                let key = match a {
+                    Addr::V4(b) => (b.to_vec(), port),
+                    Addr::V6(b) => (b.to_vec(), port),
+                };
+                assert!(seen.insert(key), "client {k} (v6 {v6}) repeats");
+            }
+        }
+    }
+
+    #[test]
+    fn quick_streams_hold_what_they_promise() {
+        let dir = std::env::temp_dir().join(format!("tcpeek-streams-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let q = Sizes::QUICK;
+        let streams = generate(&dir, q).unwrap();
+        let by = |n: &str| streams.iter().find(|s| s.name == n).unwrap();
+        let hs = by("handshake");
+        assert_eq!(hs.expect.success + hs.expect.reject, q.handshakes);
+        assert_eq!(hs.packets, hs.events);
+        assert_eq!(hs.events, 3 * hs.expect.success + 2 * hs.expect.reject);
+        let fl = by("flood-cap");
+        assert_eq!(fl.expect.timeout + fl.expect.overflow, q.flood);
+        assert_eq!(fl.path, by("flood").path);
+        let d = by("data");
+        assert_eq!(d.packets, q.data * (3 + q.segments));
+        // Data segments fill the veth's 1500-byte MTU exactly.
+        let bytes = std::fs::read(&d.path).unwrap();
+        let mut off = 24;
+        let mut full = 0;
+        while off + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+            assert!(len <= 1514, "frame of {len} bytes");
+            full += usize::from(len == 1514);
+            off += 16 + len;
+        }
+        assert_eq!(full as u64, q.data * q.segments);
+        let m = by("mixed");
+        let e = m.expect;
+        assert_eq!(e.success + e.reject + e.timeout + e.unreach, q.mixed);
+        assert_eq!(
+            m.events,
+            3 * e.success + 2 * e.reject + e.timeout + 2 * e.unreach
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
