@@ -240,8 +240,11 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     println!("part 1 took {:.0} s", t.elapsed().as_secs_f64());
     for s in &streams {
-        let none = none_rate(&runs, &streams, s);
-        report::stream_table(s, &runs, &labels, none);
+        let rate = none_median(&runs, &streams, s, |r| r.replay.pps);
+        let machine = none_median(&runs, &streams, s, |r| {
+            r.machine_ns as f64 / r.packets.max(1) as f64
+        });
+        report::stream_table(s, &runs, &labels, rate, machine);
     }
 
     wakeups::report(&pair, &streams, &modes, &runs, &socket, perf_ok, opts.quick)?;
@@ -305,9 +308,14 @@ pub fn check_interrupt() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The median no-monitor rate of the capture `s` replays (the capped flood
-/// shares the flood's file and its no-monitor runs).
-fn none_rate(runs: &[run::Run], streams: &[Stream], s: &Stream) -> Option<f64> {
+/// The median of `f` over the no-monitor runs of the capture `s` replays
+/// (the capped flood shares the flood's file and its no-monitor runs).
+fn none_median(
+    runs: &[run::Run],
+    streams: &[Stream],
+    s: &Stream,
+    f: impl Fn(&run::Run) -> f64,
+) -> Option<f64> {
     let names: Vec<&str> = streams
         .iter()
         .filter(|o| o.path == s.path)
@@ -316,7 +324,7 @@ fn none_rate(runs: &[run::Run], streams: &[Stream], s: &Stream) -> Option<f64> {
     report::spread(
         runs.iter()
             .filter(|r| r.monitor.is_none() && names.contains(&r.stream))
-            .map(|r| r.replay.pps)
+            .map(f)
             .collect(),
     )
     .map(|x| x.1)

@@ -37,15 +37,22 @@ fn fmt3(s: Option<(f64, f64, f64)>, scale: f64, prec: usize) -> String {
 }
 
 /// The table of one replay stream. `none_rate` is the median rate of the
-/// same capture with no monitor.
-pub fn stream_table(stream: &Stream, runs: &[Run], modes: &[String], none_rate: Option<f64>) {
+/// same capture with no monitor, `none_machine` its median machine ns per
+/// packet (the `+machine` column: what the monitor adds to the host).
+pub fn stream_table(
+    stream: &Stream,
+    runs: &[Run],
+    modes: &[String],
+    none_rate: Option<f64>,
+    none_machine: Option<f64>,
+) {
     println!();
     println!(
         "== {}: {} ({} packets, {} events)",
         stream.name, stream.about, stream.packets, stream.events
     );
     println!(
-        "{:<16} {:>3} {:>20} {:>7} {:>17} {:>17} {:>17} {:>8} {:>12} {:>10}",
+        "{:<16} {:>3} {:>20} {:>7} {:>17} {:>17} {:>17} {:>9} {:>8} {:>12} {:>10}",
         "mode",
         "n",
         "rate kpps",
@@ -53,6 +60,7 @@ pub fn stream_table(stream: &Stream, runs: &[Run], modes: &[String], none_rate: 
         "monitor ns/pkt",
         "monitor ns/ev",
         "machine ns/pkt",
+        "+machine",
         "hwm MB",
         "ctxt/ev",
         "drops"
@@ -97,8 +105,12 @@ pub fn stream_table(stream: &Stream, runs: &[Run], modes: &[String], none_rate: 
             .iter()
             .map(|(r, m)| m.counts.drop + m.counts.ifdrop + r.lost.0 + r.lost.1 + r.lost.2)
             .sum();
+        let added = match (machine, none_machine) {
+            (Some((_, m, _)), Some(n)) if !mon.is_empty() => format!("{:+.0}", m - n),
+            _ => "-".into(),
+        };
         println!(
-            "{:<16} {:>3} {:>20} {:>7} {:>17} {:>17} {:>17} {:>8} {:>12} {:>10}",
+            "{:<16} {:>3} {:>20} {:>7} {:>17} {:>17} {:>17} {:>9} {:>8} {:>12} {:>10}",
             mode,
             rs.len(),
             fmt3(rate, 1e3, 0),
@@ -106,6 +118,7 @@ pub fn stream_table(stream: &Stream, runs: &[Run], modes: &[String], none_rate: 
             fmt3(ns_pkt, 1.0, 0),
             fmt3(ns_ev, 1.0, 0),
             fmt3(machine, 1.0, 0),
+            added,
             hwm,
             ctxt.map_or("-".into(), |(_, m, _)| format!("{m:.3}")),
             if mon.is_empty() {
@@ -122,8 +135,16 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
     println!();
     println!("== storm: connect/accept/close, 1 in 20 refused");
     println!(
-        "{:<16} {:>3} {:>22} {:>7} {:>17} {:>17} {:>8} {:>10}",
-        "mode", "n", "conn/s", "%none", "monitor ns/conn", "machine ns/conn", "hwm MB", "ctxt/conn"
+        "{:<16} {:>3} {:>22} {:>7} {:>17} {:>17} {:>8} {:>10} {:>7}",
+        "mode",
+        "n",
+        "conn/s",
+        "%none",
+        "monitor ns/conn",
+        "machine ns/conn",
+        "hwm MB",
+        "ctxt/conn",
+        "drops"
     );
     let none = spread(
         runs.iter()
@@ -153,7 +174,7 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
         );
         let machine = spread(
             rs.iter()
-                .map(|r| r.machine_ns as f64 / r.conns().max(1) as f64)
+                .map(|r| r.machine_ns as f64 / r.in_window.max(1) as f64)
                 .collect(),
         );
         let hwm = mon
@@ -166,8 +187,9 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
                 .map(|(r, m)| (m.3 .0 + m.3 .1) as f64 / r.conns().max(1) as f64)
                 .collect(),
         );
+        let drops: u64 = mon.iter().map(|(_, m)| m.2.drop + m.2.ifdrop).sum();
         println!(
-            "{:<16} {:>3} {:>22} {:>7} {:>17} {:>17} {:>8} {:>10}",
+            "{:<16} {:>3} {:>22} {:>7} {:>17} {:>17} {:>8} {:>10} {:>7}",
             mode,
             rs.len(),
             fmt3(rate, 1.0, 0),
@@ -176,6 +198,11 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
             fmt3(machine, 1.0, 0),
             hwm,
             ctxt.map_or("-".into(), |(_, m, _)| format!("{m:.3}")),
+            if mon.is_empty() {
+                "-".into()
+            } else {
+                drops.to_string()
+            },
         );
     }
 }

@@ -3,8 +3,16 @@
 //! the receiving namespace, which accepts and closes; one connect in 20
 //! goes to a port nobody listens on (refused by RST/ACK).
 //!
-//! The rate counts the connects that ended within `--storm-secs`; the
-//! machine's CPU is taken from the start until every client returned.
+//! The rate counts the connects that ended within `--storm-secs`, and the
+//! machine's CPU is taken over exactly that time; the monitor's until it
+//! counted every connect.
+//!
+//! All threads run at the same priority as the monitor: when the acceptor
+//! falls behind, the kernel drops SYNs (ListenOverflows) and a client waits
+//! a second for its retransmission; each run line says how often
+//! (raising the acceptor's priority instead starves the monitor, which then
+//! drops events).
+//!
 //! Clients close with SO_LINGER 0 (an RST after the handshake), so no
 //! TIME_WAIT state runs them out of ports; that RST is not a handshake
 //! packet and decides nothing.
@@ -48,6 +56,7 @@ pub struct StormRun {
     pub machine_ns: u64,
     /// Monitor CPU ns, VmHWM KiB, counts, context switches (v, i).
     pub monitor: Option<(u64, u64, Counts, (u64, u64))>,
+    pub kernel: KernelCounts,
 }
 
 impl StormRun {
@@ -99,6 +108,7 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
     let listen_fd = ready_rx
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| anyhow!("storm server did not start"))?;
+    let net0 = (netstat(&pair.sender), netstat(&pair.receiver));
     let s0 = monitor.as_ref().map(Monitor::sample);
     let busy0 = machine_busy_ns();
     let t0 = Instant::now();
@@ -110,6 +120,9 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
             })
         })
         .collect::<anyhow::Result<_>>()?;
+    // The machine's CPU over the storm's length exactly.
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    let busy1 = machine_busy_ns();
     let mut tally = Tally::default();
     for c in clients {
         let t = c.join().map_err(|_| anyhow!("storm client panicked"))??;
@@ -119,7 +132,6 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
         tally.in_window += t.in_window;
         tally.first_error = tally.first_error.or(t.first_error);
     }
-    let busy1 = machine_busy_ns();
     // shutdown(2) on a listening socket wakes a blocked accept(2) with
     // EINVAL (Linux): the server stops without a connection of its own.
     // SAFETY: the listener is alive until the server thread is joined.
@@ -127,6 +139,15 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
     server
         .join()
         .map_err(|_| anyhow!("storm server panicked"))???;
+    let net1 = (netstat(&pair.sender), netstat(&pair.receiver));
+    let kernel = KernelCounts {
+        syn_retrans: net1.0.syn_retrans.saturating_sub(net0.0.syn_retrans),
+        listen_overflows: net1
+            .1
+            .listen_overflows
+            .saturating_sub(net0.1.listen_overflows),
+        listen_drops: net1.1.listen_drops.saturating_sub(net0.1.listen_drops),
+    };
     let watched = match monitor {
         None => None,
         Some(m) => {
@@ -151,7 +172,44 @@ pub fn run(pair: &Pair, mode: &Mode, socket: &Path, secs: f64) -> anyhow::Result
         first_error: tally.first_error,
         machine_ns: busy1.saturating_sub(busy0),
         monitor: watched,
+        kernel,
     })
+}
+
+/// TcpExt counters of a namespace (/proc/net/netstat, nstat's source):
+/// why a connect took a second more (its SYN dropped and retransmitted).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelCounts {
+    /// Sender: SYNs retransmitted (TCPSynRetrans).
+    pub syn_retrans: u64,
+    /// Receiver: connections the full accept queue refused (ListenOverflows),
+    /// and every SYN or ACK a listener dropped (ListenDrops).
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+}
+
+fn netstat(ns: &str) -> KernelCounts {
+    let text =
+        super::netns::ip(&["netns", "exec", ns, "cat", "/proc/net/netstat"]).unwrap_or_default();
+    // Pairs of lines: "TcpExt: names..." then "TcpExt: values...".
+    let lines: Vec<&str> = text.lines().collect();
+    let mut c = KernelCounts::default();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            let v = v.parse().unwrap_or(0);
+            match n {
+                "TCPSynRetrans" => c.syn_retrans = v,
+                "ListenOverflows" => c.listen_overflows = v,
+                "ListenDrops" => c.listen_drops = v,
+                _ => {}
+            }
+        }
+    }
+    c
 }
 
 /// Accepts and closes until the listener is shut down; returns how many
@@ -237,7 +295,7 @@ pub fn line(rep: u32, r: &StormRun) -> String {
         r.refused,
         r.other,
         r.machine_ns as f64 / 1e9,
-        r.machine_ns as f64 / n
+        r.machine_ns as f64 / r.in_window.max(1) as f64
     );
     if let Some((cpu, hwm, c, (v, i))) = &r.monitor {
         s.push_str(&format!(
@@ -247,6 +305,13 @@ pub fn line(rep: u32, r: &StormRun) -> String {
             *hwm as f64 / 1024.0,
             c.drop,
             c.ifdrop
+        ));
+    }
+    let k = r.kernel;
+    if k.syn_retrans + k.listen_overflows + k.listen_drops > 0 {
+        s.push_str(&format!(
+            "  SYN retransmitted {}, listen overflows {} drops {}",
+            k.syn_retrans, k.listen_overflows, k.listen_drops
         ));
     }
     if let Some(e) = &r.first_error {
