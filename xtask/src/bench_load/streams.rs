@@ -78,16 +78,29 @@ impl Sizes {
     };
 }
 
-/// Generates every stream into `dir`.
-pub fn generate(dir: &Path, sizes: Sizes) -> anyhow::Result<Vec<Stream>> {
+/// Generates into `dir` every stream `want` names (the capped flood needs
+/// the flood's file).
+pub fn generate(
+    dir: &Path,
+    sizes: Sizes,
+    want: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Stream>> {
     let mut out = Vec::new();
-    out.push(handshakes(dir, sizes.handshakes)?);
-    let f = flood(dir, sizes.flood)?;
-    let capped = flood_capped(&f, sizes.flood_cap);
-    out.push(f);
-    out.push(capped);
-    out.push(data_heavy(dir, sizes.data, sizes.segments)?);
-    out.push(mixed(dir, sizes.mixed)?);
+    if want("handshake") {
+        out.push(handshakes(dir, sizes.handshakes)?);
+    }
+    if want("flood") || want("flood-cap") {
+        let f = flood(dir, sizes.flood)?;
+        let capped = flood_capped(&f, sizes.flood_cap);
+        out.push(f);
+        out.push(capped);
+    }
+    if want("data") {
+        out.push(data_heavy(dir, sizes.data, sizes.segments)?);
+    }
+    if want("mixed") {
+        out.push(mixed(dir, sizes.mixed)?);
+    }
     Ok(out)
 }
 
@@ -416,7 +429,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tcpeek-streams-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let q = Sizes::QUICK;
-        let streams = generate(&dir, q).unwrap();
+        let streams = generate(&dir, q, |_| true).unwrap();
         let by = |n: &str| streams.iter().find(|s| s.name == n).unwrap();
         let hs = by("handshake");
         assert_eq!(hs.expect.success + hs.expect.reject, q.handshakes);
