@@ -29,8 +29,10 @@ pub struct Run {
     pub packets: u64,
     pub events: u64,
     pub replay: Replay,
-    /// Busy CPU of the whole machine during the replay, ns.
+    /// Busy CPU of the whole machine during the replay, ns, and its
+    /// softirq part.
     pub machine_ns: u64,
+    pub softirq_ns: u64,
     pub monitor: Option<Watched>,
     /// veth TX drops (sender) and RX drops (receiver), softnet backlog drops.
     pub lost: (u64, u64, u64),
@@ -72,8 +74,16 @@ pub struct PerfFigures {
     pub threads: Vec<(String, u64, u64)>,
 }
 
-/// Busy and total jiffies of every CPU (the "cpu" line of /proc/stat).
+/// Busy time of every CPU, ns (the "cpu" line of /proc/stat).
 pub fn machine_busy_ns() -> u64 {
+    machine_cpu().0
+}
+
+/// Busy time of every CPU, and the part of it /proc/stat puts in softirq
+/// (where the capture hooks run: the eBPF programs, libpcap's packet tap),
+/// in ns. Without CONFIG_IRQ_TIME_ACCOUNTING the split is sampled at each
+/// tick: an estimate.
+pub fn machine_cpu() -> (u64, u64) {
     let tick_ns = 1_000_000_000 / super::monitor::clk_tck();
     std::fs::read_to_string("/proc/stat")
         .ok()
@@ -85,10 +95,10 @@ pub fn machine_busy_ns() -> u64 {
                 .filter_map(|x| x.parse().ok())
                 .collect();
             // user nice system idle iowait irq softirq steal (guest is in user)
-            Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?)
+            let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+            Some((busy * tick_ns, f.get(6)? * tick_ns))
         })
-        .unwrap_or(0)
-        * tick_ns
+        .unwrap_or((0, 0))
 }
 
 /// Packets the kernel dropped for a full backlog, every CPU
@@ -190,9 +200,9 @@ pub fn run(
     let s0 = monitor.as_ref().map(Monitor::sample);
     let (tx0, rx0) = pair.drops();
     let soft0 = softnet_drops();
-    let busy0 = machine_busy_ns();
+    let busy0 = machine_cpu();
     let replay = tcpreplay(pair, &stream.path)?;
-    let busy1 = machine_busy_ns();
+    let busy1 = machine_cpu();
     let soft1 = softnet_drops();
     let perf_counts = perf_child.map(super::perf::Stat::finish).transpose()?;
     let sp1 = monitor.as_ref().filter(|_| perf).map(Monitor::sample);
@@ -231,7 +241,8 @@ pub fn run(
         packets: stream.packets,
         events: stream.events,
         replay,
-        machine_ns: busy1.saturating_sub(busy0),
+        machine_ns: busy1.0.saturating_sub(busy0.0),
+        softirq_ns: busy1.1.saturating_sub(busy0.1),
         monitor: watched,
         lost: (
             tx1 - tx0.min(tx1),
@@ -245,12 +256,13 @@ pub fn run(
 pub fn line(rep: u32, r: &Run) -> String {
     let pk = r.packets.max(1) as f64;
     let mut s = format!(
-        "rep {rep} {:<10} {:<16} {:>9.0} pps  machine {:>6.2} CPU-s {:>6.0} ns/pkt",
+        "rep {rep} {:<10} {:<16} {:>9.0} pps  machine {:>6.2} CPU-s {:>6.0} ns/pkt (softirq {:>5.0})",
         r.stream,
         r.mode,
         r.replay.pps,
         r.machine_ns as f64 / 1e9,
-        r.machine_ns as f64 / pk
+        r.machine_ns as f64 / pk,
+        r.softirq_ns as f64 / pk
     );
     if let Some(m) = &r.monitor {
         let (v, i) = ctxt_total(&m.ctxt);
