@@ -4,7 +4,9 @@
 //! `demo` and `test` are the README's two commands: both start with the
 //! idempotent set-up script, so they work on a fresh machine.
 
+mod bench_load;
 mod fixtures;
+mod trace;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +19,18 @@ tasks:
   demo [TCPEEK ARGS...]  set up, build, run tcpeek on the bundled example
                          capture (or with the given arguments, e.g. -i eth0)
   test                   set up, then check formatting, lints and run every test
-  fixtures               regenerate the capture files in tests/fixtures/";
+  fixtures               regenerate the capture files in tests/fixtures/
+  bench-load [OPTIONS]   as root: replay generated captures across a veth pair
+                         and run a connection storm, with no monitor and with
+                         each capture backend; print rates, CPU, RSS, drops
+                         and any count MISMATCH (asserts nothing)
+      --reps N           repetitions, modes interleaved in each (default 5)
+      --tcpeek PATH      binary to measure (default: target/release/tcpeek,
+                         built first)
+      --baseline PATH    a second binary whose modes run too, as \"before\"
+      --storm-secs S     length of each storm run (default 10)
+      --quick            small captures, 1 rep, 2 s storms: a smoke test
+      --only PARTS       some of handshake,flood,flood-cap,data,mixed,storm";
 
 /// The bundled example and the addresses that are "this host" in it.
 const DEMO: [&str; 7] = [
@@ -41,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             fixtures::run(&dir).with_context(|| format!("writing fixtures to {}", dir.display()))
         }
         Some("demo") => demo(&rest),
+        Some("bench-load") => bench_load::main(&rest),
         Some("test") => {
             no_args("test", &rest)?;
             test()
