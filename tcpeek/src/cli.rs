@@ -20,6 +20,16 @@ pub use crate::socket::DEFAULT_SOCKET_PATH as DEFAULT_SOCKET;
 /// when a SYN flood fills it.
 pub const DEFAULT_MAX_SESSIONS: usize = 2_000_000;
 
+/// libpcap's kernel buffer without `-B`, in MiB (the original's default).
+pub const DEFAULT_BUFFER_MB: u32 = 2;
+
+/// The eBPF ring buffer without `-B`, in MiB: 262,144 events, a quarter of
+/// a second of a million events a second. The reader drains it every 10 ms
+/// and is woken at a quarter full; the rest absorbs the reader losing its
+/// CPU to the traffic it watches (a 2 MiB ring lost 0.5% of a 1.1M-packet/s
+/// SYN flood on a 2-core machine, `cargo xtask bench-load`).
+pub const DEFAULT_RING_MB: u32 = 16;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpeek",
@@ -66,11 +76,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 
-    /// libpcap buffer size in MB; for eBPF, the ring buffer size (rounded up
-    /// to a power of two).
-    #[arg(short = 'B', long = "buffer", value_name = "MB", default_value_t = 2,
+    /// libpcap buffer size in MB [default: 2]; for eBPF, the ring buffer
+    /// size, rounded up to a power of two [default: 16].
+    #[arg(short = 'B', long = "buffer", value_name = "MB",
           value_parser = clap::value_parser!(u32).range(1..=2047))]
-    pub buffer: u32,
+    pub buffer: Option<u32>,
 
     /// Log level, a syslog level name or number (emerg..debug, 0-7).
     #[arg(short = 'l', long = "loglevel", value_name = "LEVEL", default_value = "notice",
@@ -308,16 +318,18 @@ impl Config {
             .transpose()?;
         // -B sizes the eBPF ring buffer too: a power of two of at least one
         // MiB (a multiple of the page size).
-        let ring_bytes = (args.buffer.max(1) << 20)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << 30);
+        let ring_bytes = args.buffer.map_or(DEFAULT_RING_MB << 20, |mb| {
+            (mb.max(1) << 20)
+                .checked_next_power_of_two()
+                .unwrap_or(1 << 30)
+        });
         Ok(Config {
             source,
             backend,
             filters,
             engine: EngineConfig::new(args.timeout * 1_000_000_000, args.max_sessions, args.icmp),
             checksum: ChecksumMode::from_level(args.checksum).unwrap_or_default(),
-            buffer_mb: args.buffer,
+            buffer_mb: args.buffer.unwrap_or(DEFAULT_BUFFER_MB),
             ring_bytes,
             promisc: args.promisc,
             xdp: args.xdp,
@@ -362,7 +374,7 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let a = parse(&["-r", "x.pcap"]).unwrap();
-        assert_eq!((a.timeout, a.checksum, a.buffer), (60, 0, 2));
+        assert_eq!((a.timeout, a.checksum, a.buffer), (60, 0, None));
         assert_eq!(a.loglevel, log::LevelFilter::Info);
         assert_eq!(a.backend, Backend::Auto);
         let c = Config::from_args(a).unwrap();
@@ -396,7 +408,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.user.as_deref(), Some("nobody"));
-        assert_eq!((a.checksum, a.timeout, a.buffer), (2, 5, 8));
+        assert_eq!((a.checksum, a.timeout, a.buffer), (2, 5, Some(8)));
         assert_eq!(a.loglevel, log::LevelFilter::Debug);
         assert!(a.quiet && a.promisc && a.icmp);
         assert_eq!(a.expressions, ["web:RX@%:80"]);
@@ -461,6 +473,12 @@ mod tests {
         }
         let c = Config::from_args(parse(&["-r", "x.pcap"]).unwrap()).unwrap();
         assert_eq!((c.backend, c.backend_note), (Backend::Auto, None));
+    }
+
+    #[test]
+    fn without_b_each_backend_gets_its_own_default() {
+        let c = Config::from_args(parse(&["-r", "x.pcap"]).unwrap()).unwrap();
+        assert_eq!((c.buffer_mb, c.ring_bytes), (2, 16 << 20));
     }
 
     #[test]
