@@ -58,11 +58,10 @@ impl Aggregator {
     pub fn event(&mut self, ev: &Event) {
         self.first_ns.get_or_insert(ev.ts_ns);
         self.now_ns = self.now_ns.max(ev.ts_ns);
-        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
-        self.reorder.push(*ev, &mut |e: &Event| {
-            engine.expire(e.ts_ns, finished);
-            engine.process(e, |c| filters.admit(c), finished);
-        });
+        self.reorder.push(
+            *ev,
+            &mut to_engine(&mut self.engine, &self.filters, &mut self.finished),
+        );
         if !self.finished.is_empty() {
             self.report();
         }
@@ -75,11 +74,10 @@ impl Aggregator {
     /// records in flight from the kernel that margin).
     pub fn advance(&mut self, now_ns: u64, expire_margin_ns: u64) {
         self.now_ns = self.now_ns.max(now_ns);
-        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
-        self.reorder.advance(now_ns, &mut |e: &Event| {
-            engine.expire(e.ts_ns, finished);
-            engine.process(e, |c| filters.admit(c), finished);
-        });
+        self.reorder.advance(
+            now_ns,
+            &mut to_engine(&mut self.engine, &self.filters, &mut self.finished),
+        );
         let until = now_ns
             .saturating_sub(reorder::WINDOW_NS)
             .min(now_ns.saturating_sub(expire_margin_ns));
@@ -103,11 +101,11 @@ impl Aggregator {
     /// End of input: everything the reordering window holds goes to the
     /// engine.
     pub fn flush_input(&mut self) {
-        let (engine, filters, finished) = (&mut self.engine, &self.filters, &mut self.finished);
-        self.reorder.flush(&mut |e: &Event| {
-            engine.expire(e.ts_ns, finished);
-            engine.process(e, |c| filters.admit(c), finished);
-        });
+        self.reorder.flush(&mut to_engine(
+            &mut self.engine,
+            &self.filters,
+            &mut self.finished,
+        ));
         self.report();
     }
 
@@ -171,6 +169,19 @@ impl Aggregator {
                 }
             }
         }
+    }
+}
+
+/// Hands a record released by the reordering window to the engine:
+/// handshakes whose deadline passed by its time end first.
+fn to_engine<'a>(
+    engine: &'a mut Engine,
+    filters: &'a FilterSet,
+    finished: &'a mut Vec<Finished>,
+) -> impl FnMut(&Event) + 'a {
+    move |e: &Event| {
+        engine.expire(e.ts_ns, finished);
+        engine.process(e, |c| filters.admit(c), finished);
     }
 }
 
