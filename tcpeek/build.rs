@@ -10,6 +10,9 @@
 fn main() -> aya_build::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let root_dir = format!("{manifest_dir}/../tcpeek-ebpf");
+    // The classifier is built from the shared crate too (the packet walk,
+    // the map layouts): a change there must rebuild the object.
+    println!("cargo:rerun-if-changed={manifest_dir}/../tcpeek-common");
     // aya-build turns every stderr line of the inner cargo into a
     // `cargo:warning`, which cargo then repeats on every build: keep the
     // inner cargo's progress lines out (compiler diagnostics still come

@@ -15,6 +15,10 @@
 //!   be delivered), not the ICMP packet itself.
 #![no_std]
 
+pub mod maps;
+pub mod tcp;
+pub mod wire;
+
 /// A TCP segment (any flag combination the classifier chose to forward).
 pub const KIND_TCP: u8 = 1;
 /// An ICMP (type 3) or ICMPv6 (type 1) destination-unreachable message that
@@ -127,12 +131,17 @@ pub mod stat {
     pub const MAP_FULL: u32 = 2;
     /// Packets the classifier looked at.
     pub const PACKETS: u32 = 3;
-    /// Packets whose headers end past the packet's end even after pulling
-    /// the skb's non-linear part: truncated, so not classified (userspace
-    /// adds them to `malformed`).
+    /// Truncated packets, not classified: a header ends past the packet's
+    /// end even after pulling the skb's non-linear part, or the packet is
+    /// shorter than its IP length says (userspace adds them to
+    /// `malformed`).
     pub const SHORT: u32 = 4;
+    /// Packets with an impossible or unsupported header (`wire::Stop::
+    /// Malformed` and `Unsupported`), which the libpcap decoder counts as
+    /// malformed too (userspace adds them to `malformed`).
+    pub const MALFORMED: u32 = 5;
     /// Number of counters.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Names in the eBPF object that the userspace loader uses: programs, maps

@@ -2,69 +2,158 @@
 //! data the server sends before that ACK (TCP Fast Open), and ICMP/ICMPv6
 //! destination-unreachable errors quoting a TCP segment.
 //!
+//! The packet walk is the shared one ([`tcpeek_common::wire`]), which the
+//! libpcap decoder also runs; this module adds what only the kernel does:
+//! remembering SYN/ACKs so that, of all the ACK segments, only those that
+//! complete a handshake reach userspace.
+//!
 //! Hot path: a TCP segment without SYN or RST (nearly every packet of a busy
-//! server) costs the header walk plus, if ACK is set, one look at the hint
-//! array; only if its slot may hold a waiting handshake, one hash lookup of
-//! its tuple (and, for a segment with data whose own tuple is not there, one
-//! of the reversed tuple). Everything else (not TCP/ICMP) is passed after
-//! the walk; truncated packets are counted.
-
-use tcpeek_common::{
-    tcp_flags::{ACK, RST, SYN},
-    Event, FAMILY_V4, FAMILY_V6, KIND_ICMP_UNREACH, KIND_TCP,
-};
+//! server) costs the walk plus, if ACK is set, one look at the hint array;
+//! only if its slot may hold a waiting handshake, one hash lookup of its
+//! tuple (and, for a segment with data whose own tuple is not there, one of
+//! the reversed tuple). IPv4 and IPv6 take the same path, generic over
+//! [`Family`].
 
 use aya_ebpf::maps::LruHashMap;
-
-use crate::{
-    headers::{self, Ip, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP},
-    maps::{
-        count, emit, fold64, hint_insert, hint_maybe_pending, hint_remove, hint_slot, KeyV4, KeyV6,
-        Pending, TCPEEK_HS_V4, TCPEEK_HS_V6,
-    },
-    packet::{Header, Packet, Skip},
+use tcpeek_common::{
+    maps::{fold64, hint_slot, KeyV4, KeyV6, Pending},
+    tcp_flags::{ACK, RST, SYN},
+    wire::{self, Found, Header, Ip, Packet, Stop, Tcp, IPV4_MIN_HLEN, IPV6_HLEN, TCP_VERDICT_LEN},
 };
 
-/// ICMP type 3, destination unreachable (RFC 792).
-const ICMP_DEST_UNREACH: u8 = 3;
-/// ICMPv6 type 1, destination unreachable (RFC 4443 section 3.1).
-const ICMPV6_DEST_UNREACH: u8 = 1;
-/// Size of the ICMP/ICMPv6 header before the quoted packet.
-const ICMP_HLEN: usize = 8;
+use crate::maps::{
+    count, emit, hint_insert, hint_maybe_pending, hint_remove, TCPEEK_HS_V4, TCPEEK_HS_V6,
+};
 
-/// Classifies one packet seen in direction `dir`.
+/// Classifies one packet of `wire_len` bytes, of which `pkt` is the
+/// readable part, seen in direction `dir` on an interface whose packets
+/// begin as `framing` says.
 #[inline(always)]
-pub fn classify(pkt: &Packet, dir: u8) -> Result<(), Skip> {
-    let ip = headers::l3(pkt)?;
-    match (ip.proto, ip.v6) {
-        (IPPROTO_TCP, _) => tcp(pkt, &ip, dir),
-        (IPPROTO_ICMP, false) | (IPPROTO_ICMPV6, true) => icmp_unreach(pkt, &ip, dir),
-        _ => Err(Skip::Pass),
+pub fn classify(pkt: &Packet<'_>, wire_len: usize, framing: u32, dir: u8) -> Result<(), Stop> {
+    match wire::walk(pkt, framing, wire_len)? {
+        Found::Tcp(t) if t.ip.v6 => tcp::<V6>(pkt, &t, dir),
+        Found::Tcp(t) => tcp::<V4>(pkt, &t, dir),
+        Found::Unreachable(u) => {
+            emit(u.event(pkt, dir)?);
+            Ok(())
+        }
     }
 }
 
-#[inline(always)]
-fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
-    let th = pkt.header::<20>(ip.l4)?;
-    let flags = th.u8::<13>();
-    let doff = ((th.u8::<12>() >> 4) as u32) * 4;
-    if doff < 20 {
-        return Err(Skip::Pass);
-    }
-    if flags & (SYN | RST) == 0 {
-        if flags & ACK == 0 {
-            return Err(Skip::Pass);
-        }
-        return final_ack(pkt, ip, &th, doff, dir);
+/// What differs between IPv4 and IPv6: the map and its key.
+trait Family {
+    type Key: Copy + 'static;
+    fn map() -> &'static LruHashMap<Self::Key, Pending>;
+    /// The hint slot of the segment's tuple, from the IP header.
+    fn slot(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<u32, Stop>;
+    /// The segment's tuple.
+    fn key(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<Stacked<Self::Key>, Stop>;
+    fn reversed(key: &Self::Key) -> Stacked<Self::Key>;
+    fn key_slot(key: &Self::Key) -> u32;
+}
+
+struct V4;
+struct V6;
+
+impl Family for V4 {
+    type Key = KeyV4;
+
+    #[inline(always)]
+    fn map() -> &'static LruHashMap<KeyV4, Pending> {
+        &TCPEEK_HS_V4
     }
 
-    let ev = tcp_event(pkt, ip, &th, doff, dir)?;
+    #[inline(always)]
+    fn slot(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<u32, Stop> {
+        let h = at::<IPV4_MIN_HLEN>(pkt, ip.l3)?;
+        Ok(hint_slot(h.n32::<12>() ^ h.n32::<16>(), ports))
+    }
+
+    #[inline(always)]
+    fn key(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<Stacked<KeyV4>, Stop> {
+        let h = at::<IPV4_MIN_HLEN>(pkt, ip.l3)?;
+        Ok(Stacked(KeyV4 {
+            saddr: h.n32::<12>(),
+            daddr: h.n32::<16>(),
+            ports,
+        }))
+    }
+
+    #[inline(always)]
+    fn reversed(key: &KeyV4) -> Stacked<KeyV4> {
+        Stacked(key.reversed())
+    }
+
+    #[inline(always)]
+    fn key_slot(key: &KeyV4) -> u32 {
+        key.slot()
+    }
+}
+
+impl Family for V6 {
+    type Key = KeyV6;
+
+    #[inline(always)]
+    fn map() -> &'static LruHashMap<KeyV6, Pending> {
+        &TCPEEK_HS_V6
+    }
+
+    #[inline(always)]
+    fn slot(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<u32, Stop> {
+        let h = at::<IPV6_HLEN>(pkt, ip.l3)?;
+        // Low 64 bits of source (8..24) and destination (24..40) address.
+        Ok(hint_slot(fold64(h.n64::<16>() ^ h.n64::<32>()), ports))
+    }
+
+    #[inline(always)]
+    fn key(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<Stacked<KeyV6>, Stop> {
+        let h = at::<IPV6_HLEN>(pkt, ip.l3)?;
+        Ok(Stacked(KeyV6 {
+            saddr: h.bytes16::<8>(),
+            daddr: h.bytes16::<24>(),
+            ports,
+        }))
+    }
+
+    #[inline(always)]
+    fn reversed(key: &KeyV6) -> Stacked<KeyV6> {
+        Stacked(key.reversed())
+    }
+
+    #[inline(always)]
+    fn key_slot(key: &KeyV6) -> u32 {
+        key.slot()
+    }
+}
+
+/// `N` bytes at `off` (already read once by the walk: never short).
+#[inline(always)]
+fn at<'a, const N: usize>(pkt: &Packet<'a>, off: usize) -> Result<Header<'a, N>, Stop> {
+    pkt.header::<N>(off).map_err(|u| Stop::Short {
+        layer: wire::Layer::Ip,
+        needed: N,
+        available: u.available,
+    })
+}
+
+#[inline(always)]
+fn tcp<F: Family>(pkt: &Packet<'_>, t: &Tcp<'_>, dir: u8) -> Result<(), Stop> {
+    let flags = t.flags();
+    if flags & (SYN | RST) == 0 {
+        if flags & ACK == 0 {
+            return Ok(());
+        }
+        return final_ack::<F>(pkt, t, dir);
+    }
+    let ev = t.event(pkt, dir)?;
     // An RST does not forget a remembered handshake: only userspace knows
     // whether the endpoint accepts it (RFC 9293 3.10.7), and if it does not,
     // the completing ACK must still come through. The LRU map ages the
     // entry out otherwise.
     if flags & (RST | ACK) == ACK {
-        remember(pkt, ip, &th, ev.payload_len)?;
+        let pending = Pending::new(t.th.be32::<4>(), ev.payload_len as u32, t.th.be32::<8>());
+        let key = F::reversed(&F::key(pkt, &t.ip, t.th.n32::<0>())?.0);
+        remember(F::map(), &key.0, F::key_slot(&key.0), pending);
     }
     emit(ev);
     Ok(())
@@ -80,34 +169,19 @@ fn tcp(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
 /// one). The hint array answers "certainly not" for nearly every segment
 /// without touching the hash maps.
 #[inline(always)]
-fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<(), Skip> {
-    let ports = th.n32::<0>();
-    let forward = if ip.v6 {
-        let h = pkt.header::<40>(ip.l3)?;
-        // Low 64 bits of source (8..24) and destination (24..40) address.
-        let slot = hint_slot(fold64(h.n64::<16>() ^ h.n64::<32>()), ports);
-        if !hint_maybe_pending(slot) {
-            return Ok(());
-        }
-        let key = key_v6(pkt, ip, th, false)?;
-        match completes(&TCPEEK_HS_V6, &key.0, slot, th) {
-            Some(forward) => forward,
-            None => server_data(&TCPEEK_HS_V6, &key_v6(pkt, ip, th, true)?.0, ip, th, doff),
-        }
-    } else {
-        let h = pkt.header::<20>(ip.l3)?;
-        let slot = hint_slot(h.n32::<12>() ^ h.n32::<16>(), ports);
-        if !hint_maybe_pending(slot) {
-            return Ok(());
-        }
-        let key = key_v4(pkt, ip, th, false)?;
-        match completes(&TCPEEK_HS_V4, &key.0, slot, th) {
-            Some(forward) => forward,
-            None => server_data(&TCPEEK_HS_V4, &key_v4(pkt, ip, th, true)?.0, ip, th, doff),
-        }
+fn final_ack<F: Family>(pkt: &Packet<'_>, t: &Tcp<'_>, dir: u8) -> Result<(), Stop> {
+    let ports = t.th.n32::<0>();
+    let slot = F::slot(pkt, &t.ip, ports)?;
+    if !hint_maybe_pending(slot) {
+        return Ok(());
+    }
+    let key = F::key(pkt, &t.ip, ports)?;
+    let forward = match completes(F::map(), &key.0, slot, &t.th) {
+        Some(forward) => forward,
+        None => server_data(F::map(), &F::reversed(&key.0).0, t),
     };
     if forward {
-        emit(tcp_event(pkt, ip, th, doff, dir)?);
+        emit(t.event(pkt, dir)?);
     }
     Ok(())
 }
@@ -115,7 +189,12 @@ fn final_ack(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Resu
 /// The client's side of [`final_ack`]: `None` if `key` (the segment's own
 /// tuple) has no entry, else whether the segment acknowledges its SYN/ACK.
 #[inline(always)]
-fn completes<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, th: &Header<20>) -> Option<bool> {
+fn completes<K>(
+    map: &LruHashMap<K, Pending>,
+    key: &K,
+    slot: u32,
+    th: &Header<'_, TCP_VERDICT_LEN>,
+) -> Option<bool> {
     let (ack, seq) = (th.be32::<8>(), th.be32::<4>());
     // SAFETY: the value is plain data copied once; a concurrent delete
     // can at worst make us read a recycled entry (a missed event).
@@ -133,18 +212,12 @@ fn completes<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, th: &Header<20
 /// `rkey` is remembered, carrying data that may come before the completing
 /// ACK (TCP Fast Open, RFC 7413 section 4.2: the server may send data right
 /// after its SYN/ACK, and the client's ACK may acknowledge it). Such data
-/// widens the entry's span, so that this ACK is forwarded, and the segment
-/// itself is forwarded, as userspace applies the same rule to it. Pure
-/// ACKs from the server cost no lookup.
+/// widens the entry ([`Pending::server_data`]), so that this ACK is
+/// forwarded, and the segment itself is forwarded, as userspace applies the
+/// same rule to it. Pure ACKs from the server cost no lookup.
 #[inline(always)]
-fn server_data<K>(
-    map: &LruHashMap<K, Pending>,
-    rkey: &K,
-    ip: &Ip,
-    th: &Header<20>,
-    doff: u32,
-) -> bool {
-    let len = ip.l4_len.saturating_sub(doff);
+fn server_data<K>(map: &LruHashMap<K, Pending>, rkey: &K, t: &Tcp<'_>) -> bool {
+    let len = t.payload_len();
     if len == 0 {
         return false;
     }
@@ -154,27 +227,14 @@ fn server_data<K>(
     // SAFETY: a valid map value. A racing update of the same entry (the
     // SYN/ACK retransmitted at this very moment) can at worst lose the
     // widening, and then only the engine's rule decides, on what it sees.
-    unsafe { (*p).server_data(th.be32::<4>(), len) }
+    unsafe { (*p).server_data(t.th.be32::<4>(), len) }
 }
 
 /// SYN/ACK: remember the reversed tuple and what the completing ACK looks
 /// like (RFC 9293 3.5). Another SYN/ACK of the tuple (the entry exists)
 /// updates it ([`Pending::then`]) without counting it twice.
 #[inline(always)]
-fn remember(pkt: &Packet, ip: &Ip, th: &Header<20>, payload_len: u16) -> Result<(), Skip> {
-    let pending = Pending::new(th.be32::<4>(), payload_len as u32, th.be32::<8>());
-    if ip.v6 {
-        let key = key_v6(pkt, ip, th, true)?;
-        remember_in(&TCPEEK_HS_V6, &key.0, key.0.slot(), pending);
-    } else {
-        let key = key_v4(pkt, ip, th, true)?;
-        remember_in(&TCPEEK_HS_V4, &key.0, key.0.slot(), pending);
-    }
-    Ok(())
-}
-
-#[inline(always)]
-fn remember_in<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, pending: Pending) {
+fn remember<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, pending: Pending) {
     const BPF_NOEXIST: u64 = 1;
     const EEXIST: i32 = 17;
     if let Some(p) = map.get_ptr_mut(key) {
@@ -199,118 +259,3 @@ fn remember_in<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, pending: Pen
 /// the key is not part of it (the maps read `size_of::<K>()` bytes).
 #[repr(C, align(8))]
 struct Stacked<K>(K);
-
-#[inline(always)]
-fn key_v4(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<Stacked<KeyV4>, Skip> {
-    let h = pkt.header::<20>(ip.l3)?;
-    let (s, d, ports) = (h.n32::<12>(), h.n32::<16>(), th.n32::<0>());
-    Ok(Stacked(if reversed {
-        // The two ports swap places whatever the host byte order.
-        KeyV4 {
-            saddr: d,
-            daddr: s,
-            ports: ports.rotate_left(16),
-        }
-    } else {
-        KeyV4 {
-            saddr: s,
-            daddr: d,
-            ports,
-        }
-    }))
-}
-
-#[inline(always)]
-fn key_v6(pkt: &Packet, ip: &Ip, th: &Header<20>, reversed: bool) -> Result<Stacked<KeyV6>, Skip> {
-    let h = pkt.header::<40>(ip.l3)?;
-    let (s, d, ports) = (h.bytes16::<8>(), h.bytes16::<24>(), th.n32::<0>());
-    Ok(Stacked(if reversed {
-        KeyV6 {
-            saddr: d,
-            daddr: s,
-            ports: ports.rotate_left(16),
-        }
-    } else {
-        KeyV6 {
-            saddr: s,
-            daddr: d,
-            ports,
-        }
-    }))
-}
-
-/// An event with the addresses of the IP header at `ip.l3` and `family`.
-#[inline(always)]
-fn ip_event(pkt: &Packet, ip: &Ip, dir: u8) -> Result<Event, Skip> {
-    let mut ev = Event::ZERO;
-    if ip.v6 {
-        let h = pkt.header::<40>(ip.l3)?;
-        ev.saddr = h.bytes16::<8>();
-        ev.daddr = h.bytes16::<24>();
-        ev.family = FAMILY_V6;
-    } else {
-        let h = pkt.header::<20>(ip.l3)?;
-        ev.saddr[..4].copy_from_slice(&h.n32::<12>().to_ne_bytes());
-        ev.daddr[..4].copy_from_slice(&h.n32::<16>().to_ne_bytes());
-        ev.family = FAMILY_V4;
-    }
-    ev.direction = dir;
-    Ok(ev)
-}
-
-#[inline(always)]
-fn tcp_event(pkt: &Packet, ip: &Ip, th: &Header<20>, doff: u32, dir: u8) -> Result<Event, Skip> {
-    let mut ev = ip_event(pkt, ip, dir)?;
-    ev.kind = KIND_TCP;
-    ev.sport = th.be16::<0>();
-    ev.dport = th.be16::<2>();
-    ev.seq = th.be32::<4>();
-    ev.ack = th.be32::<8>();
-    ev.tcp_flags = th.u8::<13>();
-    let payload = ip.l4_len.saturating_sub(doff);
-    ev.payload_len = if payload > u16::MAX as u32 {
-        u16::MAX
-    } else {
-        payload as u16
-    };
-    Ok(ev)
-}
-
-/// ICMP type 3 / ICMPv6 type 1 quoting an IP header and at least the first
-/// 8 bytes of a TCP header (RFC 792 only guarantees those: ports and seq).
-#[inline(always)]
-fn icmp_unreach(pkt: &Packet, ip: &Ip, dir: u8) -> Result<(), Skip> {
-    let h = pkt.header::<ICMP_HLEN>(ip.l4)?;
-    let (ty, code) = (h.u8::<0>(), h.u8::<1>());
-    let quoted = if ip.v6 {
-        if ty != ICMPV6_DEST_UNREACH {
-            return Err(Skip::Pass);
-        }
-        headers::ipv6(pkt, ip.l4 + ICMP_HLEN)?
-    } else {
-        if ty != ICMP_DEST_UNREACH {
-            return Err(Skip::Pass);
-        }
-        headers::ipv4(pkt, ip.l4 + ICMP_HLEN)?
-    };
-    if quoted.proto != IPPROTO_TCP {
-        return Err(Skip::Pass);
-    }
-    let th = pkt.header::<8>(quoted.l4)?;
-    // The flags byte is at offset 13: only there if the router quoted more
-    // than RFC 792's minimum (Linux quotes as much as fits).
-    let flags = match pkt.header::<14>(quoted.l4) {
-        Ok(t) => t.u8::<13>(),
-        Err(_) => 0,
-    };
-    let mut ev = ip_event(pkt, &quoted, dir)?;
-    ev.kind = KIND_ICMP_UNREACH;
-    ev.sport = th.be16::<0>();
-    ev.dport = th.be16::<2>();
-    ev.seq = th.be32::<4>();
-    ev.tcp_flags = flags;
-    ev.icmp_type = ty;
-    ev.icmp_code = code;
-    emit(ev);
-    Ok(())
-}

@@ -14,11 +14,7 @@
 #[cfg(target_arch = "bpf")]
 mod classify;
 #[cfg(target_arch = "bpf")]
-mod headers;
-#[cfg(target_arch = "bpf")]
 mod maps;
-#[cfg(target_arch = "bpf")]
-mod packet;
 #[cfg(target_arch = "bpf")]
 mod programs;
 

@@ -6,7 +6,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
-use tcpeek_common::{stat, Event};
+use tcpeek_common::{
+    maps::{Hint, KeyV4, KeyV6, Pending, HINT_SLOTS},
+    stat, Event,
+};
 
 /// Events for userspace. 4 MiB = 65536 events: about a second of a
 /// 30k-handshakes/s burst (two or three events per handshake) if the reader
@@ -39,7 +42,7 @@ pub static TCPEEK_HS_V6: LruHashMap<KeyV6, Pending> = LruHashMap::with_max_entri
 /// hash lookup: every ACK segment would otherwise pay one (about 17 ns for
 /// IPv4, 35 ns for IPv6), although nearly none completes a handshake.
 ///
-/// A tuple hashes to one slot ([`hint_slot`]); the slot counts the entries
+/// A tuple hashes to one slot (`tcpeek_common::maps::hint_slot`); the slot counts the entries
 /// inserted for tuples of that slot and not removed yet, and remembers when
 /// (in jiffies) the last one was inserted or refreshed. An ACK needs the map
 /// lookup only if its slot is non-zero and recent. LRU evictions are not
@@ -51,32 +54,10 @@ pub static TCPEEK_HS_V6: LruHashMap<KeyV6, Pending> = LruHashMap::with_max_entri
 #[map]
 pub static TCPEEK_HS_HINT: Array<Hint> = Array::with_max_entries(HINT_SLOTS, 0);
 
-pub const HINT_SLOTS: u32 = 1 << 16;
-
 /// 180 s at HZ=1000, 30 min at HZ=100: well above the last SYN/ACK
 /// retransmission (63 s with Linux's default tcp_synack_retries) plus an RTT.
 /// Each retransmitted SYN/ACK refreshes its slot.
 const HINT_WINDOW_JIFFIES: u64 = 180_000;
-
-#[repr(C)]
-pub struct Hint {
-    /// Map entries of this slot, changed with atomic add/sub (64-bit: the
-    /// bpf target has no 32-bit Rust atomics).
-    pending: u64,
-    /// jiffies at the last insert or refresh.
-    stamp: u64,
-}
-
-/// The slot of a tuple given its addresses folded to 32 bits (XOR) and its
-/// ports as on the wire. Both directions of a connection share a slot (the
-/// ports enter XORed with their swap), so that a segment from the server
-/// finds out as cheaply as one from the client whether its handshake may be
-/// remembered (TCP Fast Open data, see `classify::server_data`).
-#[inline(always)]
-pub fn hint_slot(addrs: u32, ports: u32) -> u32 {
-    // Fibonacci hashing: the top 16 bits of a multiplication by 2^32/phi.
-    (addrs ^ ports ^ ports.rotate_left(16)).wrapping_mul(0x9e37_79b9) >> 16
-}
 
 #[inline(always)]
 fn jiffies() -> u64 {
@@ -140,126 +121,6 @@ pub fn hint_remove(slot: u32) {
         // SAFETY: as in `hint_insert`.
         unsafe { atomic_add(&raw mut (*h).pending, u64::MAX) };
     }
-}
-
-/// What a remembered SYN/ACK waits for (host byte order): an ACK whose
-/// acknowledgement number is in `ack..=ack + span` (its sequence number + 1,
-/// up to the end of data it or the server's later segments carried, as the
-/// userspace engine accepts), or in `prev_ack..=prev_ack + prev_span`, the
-/// same for the tuple's previous SYN/ACK if it had another ISN (SYN cookies
-/// across a time slot, a listener that rebuilt its request: the client may
-/// answer either); and the sequence number the client's next segment starts
-/// at (the SYN/ACK's own acknowledgement number).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Pending {
-    pub ack: u32,
-    pub span: u32,
-    pub seq: u32,
-    /// Equal to `ack`/`span` while the tuple had only one ISN.
-    pub prev_ack: u32,
-    pub prev_span: u32,
-}
-
-impl Pending {
-    /// A first SYN/ACK with sequence number `isn`, acknowledging `seq`.
-    #[inline(always)]
-    pub fn new(isn: u32, payload: u32, seq: u32) -> Pending {
-        let ack = isn.wrapping_add(1);
-        Pending {
-            ack,
-            span: payload,
-            seq,
-            prev_ack: ack,
-            prev_span: payload,
-        }
-    }
-
-    /// This entry after another SYN/ACK of the tuple (`next`, built by
-    /// [`Pending::new`]): a retransmission widens the span if it carried
-    /// more data; a new ISN becomes the latest and the latest the previous.
-    #[inline(always)]
-    pub fn then(self, next: Pending) -> Pending {
-        if next.ack == self.ack {
-            Pending {
-                span: self.span.max(next.span),
-                seq: next.seq,
-                ..self
-            }
-        } else {
-            Pending {
-                prev_ack: self.ack,
-                prev_span: self.span,
-                ..next
-            }
-        }
-    }
-
-    /// Whether `ack` acknowledges the latest or the previous SYN/ACK.
-    #[inline(always)]
-    pub fn acked_by(&self, ack: u32) -> bool {
-        ack.wrapping_sub(self.ack) <= self.span || ack.wrapping_sub(self.prev_ack) <= self.prev_span
-    }
-
-    /// A segment from the server starting at `seq` with `len` bytes of data
-    /// (RFC 7413: Fast Open servers may send data before the completing
-    /// ACK): if it starts within what the latest SYN/ACK and the data so far
-    /// cover, the span grows to its end and `true` says the segment matters
-    /// (userspace applies the same rule and must see it).
-    #[inline(always)]
-    pub fn server_data(&mut self, seq: u32, len: u32) -> bool {
-        let off = seq.wrapping_sub(self.ack);
-        if len == 0 || off > self.span {
-            return false;
-        }
-        self.span = self.span.max(off.saturating_add(len));
-        true
-    }
-}
-
-/// IPv4 tuple, every field as on the wire (network order).
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct KeyV4 {
-    pub saddr: u32,
-    pub daddr: u32,
-    /// Source port in the first two bytes, destination port in the last two.
-    pub ports: u32,
-}
-
-/// IPv6 tuple, every field as on the wire (network order).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct KeyV6 {
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-    pub ports: u32,
-}
-
-impl KeyV4 {
-    #[inline(always)]
-    pub fn slot(&self) -> u32 {
-        hint_slot(self.saddr ^ self.daddr, self.ports)
-    }
-}
-
-impl KeyV6 {
-    #[inline(always)]
-    pub fn slot(&self) -> u32 {
-        let lo = |a: &[u8; 16]| {
-            // SAFETY: bytes 8..16 of a 16-byte array.
-            unsafe { a.as_ptr().add(8).cast::<u64>().read_unaligned() }
-        };
-        hint_slot(fold64(lo(&self.saddr) ^ lo(&self.daddr)), self.ports)
-    }
-}
-
-/// IPv6 addresses enter the hint hash through their low 64 bits (the
-/// interface identifiers, which vary most), XORed and folded to 32.
-#[inline(always)]
-pub fn fold64(x: u64) -> u32 {
-    (x ^ (x >> 32)) as u32
 }
 
 /// Adds one to counter `idx` of this CPU.

@@ -5,12 +5,34 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use tcpeek_common::{stat, DIR_EGRESS, DIR_INGRESS};
-
-use crate::{
-    classify, maps,
-    packet::{Packet, Skip},
+use tcpeek_common::{
+    framing, stat,
+    wire::{Packet, Stop},
+    DIR_EGRESS, DIR_INGRESS,
 };
+
+use crate::{classify, maps};
+
+/// How this interface's packets begin (`tcpeek_common::framing`), set by
+/// the loader. Read-only data: the verifier knows its value and drops the
+/// walk not taken, so each interface pays for its own framing only.
+#[no_mangle]
+static TCPEEK_FRAMING: u32 = framing::ETHERNET;
+
+/// How a look at a packet ended, as the programs count it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Reported, or nothing to report.
+    Done,
+    /// A header ended past the readable bytes (on TC the rest may be in
+    /// the skb's non-linear part).
+    Short,
+    /// Shorter than its IP length says: counted with `Short`.
+    Truncated,
+    /// An impossible or unsupported header: counted as malformed, as the
+    /// libpcap decoder counts the same packet.
+    Malformed,
+}
 
 /// Bytes pulled into the linear part of an skb whose headers are not all
 /// there (drivers that build skbs from page fragments leave only the
@@ -33,9 +55,8 @@ pub fn tcpeek_xdp(ctx: XdpContext) -> u32 {
     maps::count(stat::PACKETS);
     // XDP without multi-buffer support sees the whole frame linearly: a
     // header past its end is a truncated packet.
-    if let Err(Skip::Short) = try_classify(ctx.data(), ctx.data_end(), DIR_INGRESS) {
-        maps::count(stat::SHORT);
-    }
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    tally(try_classify(ctx.data(), ctx.data_end(), len, DIR_INGRESS));
     XDP_PASS
 }
 
@@ -48,24 +69,21 @@ pub fn tcpeek_empty(_ctx: TcContext) -> i32 {
 #[inline(always)]
 fn tc(ctx: &TcContext, dir: u8) -> i32 {
     maps::count(stat::PACKETS);
-    if let Err(Skip::Short) = try_classify(ctx.data(), ctx.data_end(), dir) {
+    let len = ctx.len();
+    let mut seen = try_classify(ctx.data(), ctx.data_end(), len, dir);
+    if seen == Seen::Short {
         // Headers may sit in the skb's non-linear part. Pull them (content
         // unchanged; only done when a header was missing, so never for the
         // TCP stack's own egress packets, whose headers are always linear,
         // which matters as pulling a cloned skb copies it) and look again.
         let linear = (ctx.data_end() - ctx.data()) as u32;
-        let len = ctx.len();
-        let again = if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
-            try_classify(ctx.data(), ctx.data_end(), dir)
-        } else {
-            Err(Skip::Short)
-        };
-        // Still short: the packet is truncated (or its headers are longer
-        // than PULL_LEN, or the pull failed); counted, never silent.
-        if let Err(Skip::Short) = again {
-            maps::count(stat::SHORT);
+        if len > linear && ctx.pull_data(len.min(PULL_LEN)).is_ok() {
+            seen = try_classify(ctx.data(), ctx.data_end(), len, dir);
         }
     }
+    // Still short: the packet is truncated (or its headers are longer than
+    // PULL_LEN, or the pull failed); counted, never silent.
+    tally(seen);
     // "No opinion": the next program on the hook runs, then the default
     // action. TCX runs later programs only on TCX_NEXT, which is -1,
     // TC_ACT_UNSPEC (net/core/dev.c, tcx_run): TC_ACT_PIPE (3) ended the
@@ -76,11 +94,32 @@ fn tc(ctx: &TcContext, dir: u8) -> i32 {
     TC_ACT_UNSPEC
 }
 
-/// The classifier proper, a BPF subprogram (not inlined) so that the retry
-/// after a pull does not duplicate it.
+/// Counts what went wrong, if anything.
+#[inline(always)]
+fn tally(seen: Seen) {
+    match seen {
+        Seen::Done => {}
+        Seen::Short | Seen::Truncated => maps::count(stat::SHORT),
+        Seen::Malformed => maps::count(stat::MALFORMED),
+    }
+}
+
+/// The classifier proper on the readable bytes `[start, end)` of a packet
+/// of `len` bytes: a BPF subprogram (not inlined) so that the retry after a
+/// pull does not duplicate it.
 #[inline(never)]
-fn try_classify(start: usize, end: usize, dir: u8) -> Result<(), Skip> {
-    classify::classify(&Packet::new(start, end), dir)
+fn try_classify(start: usize, end: usize, len: u32, dir: u8) -> Seen {
+    // SAFETY: a plain read of a static; volatile so that the compiler
+    // cannot fold the value it was built with (the loader patches it).
+    let framing = unsafe { core::ptr::read_volatile(&raw const TCPEEK_FRAMING) };
+    // SAFETY: `[start, end)` are the context's data pointers.
+    let pkt = unsafe { Packet::from_raw(start, end) };
+    match classify::classify(&pkt, len as usize, framing, dir) {
+        Ok(()) | Err(Stop::Ignored) => Seen::Done,
+        Err(Stop::Short { .. }) => Seen::Short,
+        Err(Stop::Truncated { .. }) => Seen::Truncated,
+        Err(Stop::Malformed { .. } | Stop::Unsupported(_)) => Seen::Malformed,
+    }
 }
 
 #[cfg(not(test))]

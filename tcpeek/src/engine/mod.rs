@@ -315,7 +315,7 @@ impl Engine {
             self.overflow += 1;
             return;
         }
-        let opening = Opening::new(ev.seq, ev.payload_len);
+        let opening = Opening::new(ev.seq, u32::from(ev.payload_len));
         let i = self
             .table
             .insert(Session::new(conn, opening, ev.ts_ns, tag));
@@ -395,7 +395,7 @@ impl Engine {
                 State::SynSent => {
                     // The server connects to the client too: simultaneous
                     // open.
-                    s.server = Opening::new(ev.seq, ev.payload_len);
+                    s.server = Opening::new(ev.seq, u32::from(ev.payload_len));
                     s.state = State::SimultaneousOpen;
                     s.server_sent_syn = true;
                     self.awaiting_ack.add(Hint::of_key(&s.key));
@@ -431,7 +431,7 @@ impl Engine {
             }
             match s.state {
                 State::SynSent => {
-                    s.server = Opening::new(ev.seq, ev.payload_len);
+                    s.server = Opening::new(ev.seq, u32::from(ev.payload_len));
                     s.state = State::SynReceived;
                     self.awaiting_ack.add(Hint::of_key(&s.key));
                 }
@@ -448,7 +448,7 @@ impl Engine {
                     // cookie against the current and the previous slot,
                     // cookie_v4_check): remember both. It is the server
                     // sending its SYN/ACK again, so it counts as such.
-                    s.new_server_isn(Opening::new(ev.seq, ev.payload_len));
+                    s.new_server_isn(Opening::new(ev.seq, u32::from(ev.payload_len)));
                     if s.server_acked {
                         s.dupsynack = s.dupsynack.saturating_add(1);
                     }
@@ -475,7 +475,7 @@ impl Engine {
             // Fast Open, RFC 7413 section 4.2.2): the completing ACK may
             // acknowledge it. Only data contiguous with what the server
             // sent counts.
-            let extended = s.server.extend(ev.seq, ev.payload_len);
+            let extended = s.server.extend(ev.seq, u32::from(ev.payload_len));
             if !s.client.acked_by(ev.ack) || !s.server.next_seq(ev.seq) {
                 return;
             }

@@ -58,71 +58,9 @@ pub(crate) enum State {
     Closed,
 }
 
-/// One side's opening: its initial sequence number and how many bytes it
-/// has sent after it so far: data on its SYN (TCP Fast Open, RFC 7413
-/// section 4.2), and for the server also data sent after its SYN/ACK and
-/// before the handshake completed (RFC 7413 section 4.2.2).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub(crate) struct Opening {
-    pub(crate) isn: u32,
-    /// Bytes sent after the SYN: SND.NXT = ISN + 1 + len.
-    pub(crate) len: u32,
-}
-
-impl Opening {
-    pub(crate) fn new(isn: u32, len: u16) -> Opening {
-        Opening {
-            isn,
-            len: u32::from(len),
-        }
-    }
-
-    /// `n - (ISN + 1)` in sequence space: how far past the SYN `n` is.
-    fn offset(&self, n: u32) -> u32 {
-        n.wrapping_sub(self.isn.wrapping_add(1))
-    }
-
-    /// Whether `ack` acknowledges this SYN and nothing this side has not
-    /// sent: SND.UNA < SEG.ACK =< SND.NXT (RFC 9293 section 3.10.7.3). The
-    /// peer may accept or ignore Fast Open data, so anything from ISN+1 to
-    /// the end of what was sent is acceptable.
-    pub(crate) fn acked_by(&self, ack: u32) -> bool {
-        self.offset(ack) <= self.len
-    }
-
-    /// Whether `seq` is where this side's next segment after its SYN may
-    /// start: at or after ISN+1, and not beyond what it has sent.
-    pub(crate) fn next_seq(&self, seq: u32) -> bool {
-        self.acked_by(seq)
-    }
-
-    /// A segment of `len` bytes at `seq` from this side, contiguous with
-    /// what it sent before: extends what it has sent (the server's data
-    /// before the completing ACK, RFC 7413 section 4.2.2). Returns whether
-    /// it did.
-    pub(crate) fn extend(&mut self, seq: u32, len: u16) -> bool {
-        let off = self.offset(seq);
-        if len == 0 || off > self.len {
-            return false;
-        }
-        self.len = self.len.max(off.saturating_add(u32::from(len)));
-        true
-    }
-
-    /// Whether `seq` lies in `[from, ISN + 1 + len]`, `from` being an
-    /// offset past the SYN.
-    pub(crate) fn seq_from(&self, seq: u32, from: u32) -> bool {
-        let off = self.offset(seq);
-        off >= from && off <= self.len
-    }
-
-    /// Whether `seq` is a sequence number this side has used: ISN to
-    /// SND.NXT (Linux's tcp_v4_err checks an ICMP quote against
-    /// [SND.UNA, SND.NXT], RFC 5927 section 4.1).
-    pub(crate) fn sent(&self, seq: u32) -> bool {
-        seq.wrapping_sub(self.isn) <= self.len.saturating_add(1)
-    }
-}
+/// One side's opening, and what its peer may acknowledge of it: the rules
+/// the kernel classifier decides with too.
+pub(crate) use tcpeek_common::tcp::Opening;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Session {
@@ -216,7 +154,8 @@ impl Session {
     pub(crate) fn server_acked_by(&self, ack: u32) -> bool {
         self.server.acked_by(ack)
             || (self.has_server_prev
-                && Opening::new(self.server_prev_isn, self.server_prev_len).acked_by(ack))
+                && Opening::new(self.server_prev_isn, u32::from(self.server_prev_len))
+                    .acked_by(ack))
     }
 
     /// The server sent a SYN/ACK with a new ISN: the current one becomes

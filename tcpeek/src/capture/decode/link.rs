@@ -1,7 +1,60 @@
-//! The link layer: Linux cooked headers' packet types, VLAN tags, and the
-//! fast path for the common untagged Ethernet frame.
+//! The Linux cooked capture headers (SLL and SLL2), which only libpcap's
+//! `any` device produces: a fixed-layout record carrying the EtherType and
+//! the packet type, from which the direction comes. (Ethernet, its VLAN
+//! tags and raw IP are the shared walk's.)
+//!
+//! Layouts from libpcap's `pcap/sll.h` and
+//! https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html / _SLL2.html.
+//! Parsed here rather than by a crate: etherparse lacks SLL2 and rejects the
+//! ARPHRD types the `any` device produces on SLL (loopback, tun, ...).
 
-use super::*;
+use tcpeek_common::{DIR_EGRESS, DIR_INGRESS, DIR_UNKNOWN};
+
+use super::{need, DecodeError, LinkType};
+
+pub(super) const SLL_LEN: usize = 16;
+const SLL_PKTTYPE: usize = 0; // u16
+const SLL_PROTOCOL: usize = 14; // u16
+pub(super) const SLL2_LEN: usize = 20;
+const SLL2_PROTOCOL: usize = 0; // u16
+const SLL2_PKTTYPE: usize = 10; // u8
+
+// `sll_pkttype` values (linux/if_packet.h).
+pub(super) const PACKET_HOST: u16 = 0;
+pub(super) const PACKET_BROADCAST: u16 = 1;
+pub(super) const PACKET_MULTICAST: u16 = 2;
+pub(super) const PACKET_OUTGOING: u16 = 4;
+
+/// A cooked header: what the walk needs to go on.
+pub(super) struct Cooked {
+    /// The EtherType of what follows.
+    pub(super) protocol: u16,
+    /// The header's length.
+    pub(super) len: usize,
+    pub(super) direction: u8,
+}
+
+impl Cooked {
+    /// The cooked header of `link` (SLL or SLL2) at the start of `frame`.
+    pub(super) fn parse(link: LinkType, frame: &[u8]) -> Result<Cooked, DecodeError> {
+        let be16 = |h: &[u8], at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+        if link == LinkType::LinuxSll2 {
+            let h = need(frame, SLL2_LEN, "Linux cooked v2 (SLL2) header")?;
+            Ok(Cooked {
+                protocol: be16(h, SLL2_PROTOCOL),
+                len: SLL2_LEN,
+                direction: sll_direction(u16::from(h[SLL2_PKTTYPE])),
+            })
+        } else {
+            let h = need(frame, SLL_LEN, "Linux cooked (SLL) header")?;
+            Ok(Cooked {
+                protocol: be16(h, SLL_PROTOCOL),
+                len: SLL_LEN,
+                direction: sll_direction(be16(h, SLL_PKTTYPE)),
+            })
+        }
+    }
+}
 
 /// Maps the SLL packet type to an event direction.
 pub(super) fn sll_direction(pkttype: u16) -> u8 {
@@ -10,95 +63,4 @@ pub(super) fn sll_direction(pkttype: u16) -> u8 {
         PACKET_OUTGOING => DIR_EGRESS,
         _ => DIR_UNKNOWN,
     }
-}
-
-/// Skips up to [`MAX_VLAN_TAGS`] VLAN tags, returning the inner EtherType and
-/// the bytes after the last tag.
-pub(super) fn strip_vlan_tags(
-    mut ethertype: u16,
-    mut rest: &[u8],
-) -> Result<(u16, &[u8]), DecodeError> {
-    let mut tags = 0;
-    while ETHERTYPE_VLAN.contains(&ethertype) {
-        if tags == MAX_VLAN_TAGS {
-            return Err(DecodeError::Unsupported {
-                what: "frame with more than two VLAN tags",
-            });
-        }
-        let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|e| len_err("VLAN tag", e))?;
-        ethertype = tag.ether_type().0;
-        rest = rest.get(SingleVlanHeader::LEN..).unwrap_or_default();
-        tags += 1;
-    }
-    Ok((ethertype, rest))
-}
-
-/// The common case decoded in a few loads: an untagged Ethernet frame with
-/// IPv4 without options (or IPv6 without extension headers) carrying a
-/// whole, unfragmented TCP segment. Anything else, or anything odd about
-/// these, returns `None` and goes the full way through etherparse, which
-/// gives exactly the same event for the frames accepted here (checked by
-/// `fast_path_agrees_with_the_full_decoder`). Decoding is most of the
-/// per-frame cost of reading a capture file.
-#[inline]
-pub(super) fn fast_ethernet_tcp(frame: &[u8]) -> Option<Event> {
-    const ETH: usize = 14;
-    let be16 = |at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?))
-    };
-    let be32 = |at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
-    };
-    let (family, ip_len, l4_len, saddr, daddr) = match be16(12)? {
-        ETHERTYPE_IPV4 => {
-            // Version 4, 20-byte header, no fragment offset, TCP.
-            if *frame.get(ETH)? != 0x45 || be16(ETH + 6)? & 0x1fff != 0 || *frame.get(ETH + 9)? != 6
-            {
-                return None;
-            }
-            let total = usize::from(be16(ETH + 2)?);
-            let mut s = [0; 16];
-            let mut d = [0; 16];
-            s[..4].copy_from_slice(frame.get(ETH + 12..ETH + 16)?);
-            d[..4].copy_from_slice(frame.get(ETH + 16..ETH + 20)?);
-            (FAMILY_V4, 20, total.checked_sub(20)?, s, d)
-        }
-        ETHERTYPE_IPV6 => {
-            // Version 6, next header TCP, a payload length (not a jumbogram).
-            if *frame.get(ETH)? >> 4 != 6 || *frame.get(ETH + 6)? != 6 {
-                return None;
-            }
-            let payload = usize::from(be16(ETH + 4)?);
-            if payload == 0 {
-                return None;
-            }
-            let s: [u8; 16] = frame.get(ETH + 8..ETH + 24)?.try_into().ok()?;
-            let d: [u8; 16] = frame.get(ETH + 24..ETH + 40)?.try_into().ok()?;
-            (FAMILY_V6, IPV6_HEADER_LEN, payload, s, d)
-        }
-        _ => return None,
-    };
-    let tcp = ETH + ip_len;
-    // The whole segment was captured and holds the whole TCP header.
-    if tcp + l4_len > frame.len() {
-        return None;
-    }
-    let doff = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
-    if doff < 20 || doff > l4_len {
-        return None;
-    }
-    Some(Event {
-        saddr,
-        daddr,
-        seq: be32(tcp + 4)?,
-        ack: be32(tcp + 8)?,
-        sport: be16(tcp)?,
-        dport: be16(tcp + 2)?,
-        payload_len: u16::try_from(l4_len - doff).unwrap_or(u16::MAX),
-        kind: KIND_TCP,
-        family,
-        tcp_flags: *frame.get(tcp + TCP_FLAGS_OFFSET)?,
-        direction: DIR_UNKNOWN,
-        ..Event::ZERO
-    })
 }

@@ -111,8 +111,12 @@ pub struct EbpfStats {
     pub ringbuf_full: u64,
     /// SYN/ACKs whose handshake could not be remembered (map insert failed).
     pub map_full: u64,
-    /// Packets whose headers ended past the packet (truncated).
+    /// Packets whose headers ended past the packet, or shorter than their
+    /// IP length (truncated).
     pub short: u64,
+    /// Packets with an impossible or unsupported header (the libpcap
+    /// decoder's malformed frames).
+    pub malformed: u64,
     /// Ring buffer records of the wrong size (a mismatched object; never
     /// expected).
     pub bad_records: u64,
@@ -124,7 +128,7 @@ impl From<EbpfStats> for CaptureStats {
             recv: s.packets,
             drop: s.ringbuf_full,
             ifdrop: s.map_full,
-            malformed: s.short + s.bad_records,
+            malformed: s.short + s.malformed + s.bad_records,
             // The kernel classifier reads whole packets: nothing is cut.
             truncated: 0,
         }
@@ -434,6 +438,7 @@ impl EbpfCapture {
             ringbuf_full: sum(stat::RINGBUF_FULL),
             map_full: sum(stat::MAP_FULL),
             short: sum(stat::SHORT),
+            malformed: sum(stat::MALFORMED),
             bad_records: self.bad_records,
         }
     }
@@ -551,10 +556,11 @@ mod tests {
     fn truncated_packets_count_as_malformed() {
         let s = CaptureStats::from(EbpfStats {
             short: 2,
+            malformed: 4,
             bad_records: 1,
             ..EbpfStats::default()
         });
-        assert_eq!(s.malformed, 3);
+        assert_eq!(s.malformed, 7);
     }
 
     #[test]
