@@ -3,8 +3,8 @@
 
 use super::{
     ip, read, Found, Layer, Malformed, Packet, Stop, Unsupported, ETHERTYPE_8021AD,
-    ETHERTYPE_8021Q, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETH_HLEN, MAX_VLAN_TAGS,
-    VLAN_TAG_LEN,
+    ETHERTYPE_8021Q, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETH_HLEN, IPV4_MIN_HLEN,
+    MAX_VLAN_TAGS, VLAN_TAG_LEN,
 };
 
 /// A frame that starts with an Ethernet header.
@@ -43,14 +43,12 @@ fn is_vlan(ethertype: u16) -> bool {
     ethertype == ETHERTYPE_8021Q || ethertype == ETHERTYPE_8021AD || ethertype == ETHERTYPE_QINQ
 }
 
-/// Bytes read to learn the IP version of a frame without a link header.
-/// One would do, but the verifier cannot use a bounds check of
-/// `start + 1`, which LLVM turns into `end > start`; 20, the shortest IP
-/// header, is needed next anyway.
-#[cfg(target_arch = "bpf")]
-const VERSION_READ: usize = 20;
-#[cfg(not(target_arch = "bpf"))]
-const VERSION_READ: usize = 1;
+/// Bytes read to learn the IP version of a frame without a link header:
+/// 20, the shortest IP header. One would do, but the verifier cannot use a
+/// bounds check of `start + 1`, which LLVM turns into `end > start`, and
+/// the host reads as many so that a shorter frame is short on both sides,
+/// whatever its first byte.
+const VERSION_READ: usize = IPV4_MIN_HLEN;
 
 /// A frame that starts with the IP header, its version in the first nibble.
 #[inline(always)]
