@@ -243,7 +243,7 @@ fn remember<K>(map: &LruHashMap<K, Pending>, key: &K, slot: u32, pending: Pendin
         hint_insert(slot, false);
         return;
     }
-    match map.insert(key, &pending, BPF_NOEXIST) {
+    match map.insert(key, pending, BPF_NOEXIST) {
         Ok(()) => hint_insert(slot, true),
         // Another CPU inserted it since the lookup (a SYN/ACK and its
         // retransmission at once): already counted.

@@ -5,20 +5,24 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 // One atomic add for the hint counters (see maps.rs); RUSTC_BOOTSTRAP
 // allows it for this crate only.
-#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(
-    target_arch = "bpf",
+    any(target_arch = "bpf", feature = "host-lint"),
+    feature(core_intrinsics)
+)]
+#![cfg_attr(
+    any(target_arch = "bpf", feature = "host-lint"),
     expect(internal_features, reason = "atomic_xadd, see maps.rs")
 )]
 
-#[cfg(target_arch = "bpf")]
+#[cfg(any(target_arch = "bpf", feature = "host-lint"))]
 mod classify;
-#[cfg(target_arch = "bpf")]
+#[cfg(any(target_arch = "bpf", feature = "host-lint"))]
 mod maps;
-#[cfg(target_arch = "bpf")]
+#[cfg(any(target_arch = "bpf", feature = "host-lint"))]
 mod programs;
 
-/// Built for the host (`cargo build --workspace`), this crate is nothing.
+/// Built for the host (`cargo build --workspace`), this crate is nothing
+/// (with `host-lint`, the programs are compiled to be linted, not run).
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
     eprintln!("tcpeek-ebpf is an eBPF object; tcpeek's build.rs builds it for bpfel-unknown-none");

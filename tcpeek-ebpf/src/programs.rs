@@ -122,7 +122,7 @@ fn try_classify(start: usize, end: usize, len: u32, dir: u8) -> Seen {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

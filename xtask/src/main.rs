@@ -144,6 +144,21 @@ fn test() -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    // The kernel side, compiled for the host to be linted (there is no
+    // clippy for the bpf toolchain).
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--package",
+            "tcpeek-ebpf",
+            "--features",
+            "host-lint",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     // Tests that cannot run here (no root, a kernel feature missing)
     // return early and record it (tcpeek-testkit's `skip`); cargo counts
     // them as passed, so take them out of that count.

@@ -418,3 +418,6 @@ fn within<'a, const N: usize>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
