@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex};
 
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
-    Block, EnhancedPacketBlock, LegacyPcapBlock, LegacyPcapReader, PcapBlockOwned, PcapError,
-    PcapNGReader, SimplePacketBlock, UnknownBlock,
+    Block, EnhancedPacketBlock, PcapBlockOwned, PcapError, PcapNGReader, SimplePacketBlock,
+    UnknownBlock,
 };
 use tcpeek_common::Event;
 
@@ -47,39 +47,17 @@ pub use banner::dlt_name;
 use interface::Interface;
 
 mod banner;
+mod classic;
 mod interface;
 
 /// The reader's buffer. Every classic record fits (at most
-/// [`MAX_SNAPLEN`] bytes), and large reads keep system calls rare.
+/// [`classic::MAX_SNAPLEN`] bytes), and large reads keep system calls rare.
 const BUFFER_BYTES: usize = 1 << 20;
-
-/// The largest snapshot length libpcap accepts (`MAXIMUM_SNAPLEN`,
-/// pcap-int.h); a header claiming 0 or more means "unlimited", which
-/// libpcap also turns into this.
-const MAX_SNAPLEN: u32 = 262_144;
 
 /// The largest pcapng block read, as libpcap's sf-pcapng.c
 /// (`INITIAL_MAX_BLOCKSIZE`, 16 MiB); the buffer grows up to it.
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 
-/// The link type field of a classic header (draft-ietf-opsawg-pcap section
-/// 4; libpcap's `LT_LINKTYPE` and `LT_RESERVED1`, pcap-common.h): the link
-/// type in the low 16 bits, 10 reserved bits that must be zero, then the
-/// FCS flag and length. A trailing FCS needs nothing here: lengths come
-/// from the IP header, so it is ignored like Ethernet padding.
-const LINKTYPE_MASK: u32 = 0x0000_ffff;
-const LINKTYPE_RESERVED: u32 = 0x03ff_0000;
-
-/// Classic pcap magic numbers as read little-endian (pcap-savefile(5)):
-/// microseconds, nanoseconds, Kuznetsov's modified format, and the first
-/// two byte-swapped.
-const PCAP_MAGICS: [u32; 5] = [
-    0xa1b2_c3d4,
-    0xa1b2_3c4d,
-    0xa1b2_cd34,
-    0xd4c3_b2a1,
-    0x4d3c_b2a1,
-];
 /// Section Header Block type (draft-ietf-opsawg-pcapng section 4.1); the
 /// same bytes in either byte order.
 const SHB_TYPE: u32 = 0x0a0d_0d0a;
@@ -117,9 +95,28 @@ pub enum FileError {
     NoDecodableInterface { path: PathBuf, interfaces: String },
 }
 
+/// The reader, over the file's bytes.
+type Reader = Box<dyn PcapReaderIterator + Send>;
+
+/// The error for a file that cannot be opened.
+fn open_error(path: &Path, detail: impl Into<String>) -> FileError {
+    FileError::OpenFile {
+        path: path.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// The error for a file too short for its header (`got` of `need` bytes).
+fn truncated_header(path: &Path, what: &str, got: usize, need: usize) -> FileError {
+    open_error(
+        path,
+        format!("the {what} is truncated: {got} of {need} bytes"),
+    )
+}
+
 /// A capture file being read, frame by frame.
 pub struct FileCapture {
-    reader: Box<dyn PcapReaderIterator + Send>,
+    reader: Reader,
     /// The last I/O error of the reader's source: pcap-parser reports only
     /// that one happened.
     io_error: Arc<Mutex<Option<String>>>,
@@ -227,10 +224,7 @@ impl FileCapture {
     /// Opens a pcap or pcapng file. A pcapng file is read up to its first
     /// packet, so that an error can say no interface there is decodable.
     pub fn open(path: &Path, checksum: ChecksumMode) -> Result<FileCapture, FileError> {
-        let open_err = |detail: String| FileError::OpenFile {
-            path: path.to_owned(),
-            detail,
-        };
+        let open_err = |detail: String| open_error(path, detail);
         let mut file = File::open(path).map_err(|e| open_err(e.to_string()))?;
         let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
         if meta.is_dir() {
@@ -256,60 +250,18 @@ impl FileCapture {
             file,
             error: io_error.clone(),
         };
-        let truncated_header = |what: &str, need: usize| {
-            open_err(format!(
-                "the {what} is truncated: {} of {need} bytes",
-                head.len()
-            ))
-        };
-        let (reader, layout): (Box<dyn PcapReaderIterator + Send>, Layout) = if PCAP_MAGICS
-            .contains(&magic)
-        {
-            if head.len() < 24 {
-                return Err(truncated_header("pcap file header", 24));
-            }
-            let mut reader = LegacyPcapReader::new(BUFFER_BYTES, source)
-                .map_err(|e| open_err(format!("the pcap file header: {e}")))?;
-            let header = match reader.next() {
-                Ok((_, PcapBlockOwned::LegacyHeader(h))) => h,
-                _ => return Err(open_err("the pcap file header is unreadable".to_owned())),
-            };
-            reader.consume(header.size());
-            let field = header.network.0 as u32;
-            if field & LINKTYPE_RESERVED != 0 {
-                // libpcap's sf-pcap.c refuses these files too.
-                return Err(FileError::NotACaptureFile {
-                    path: path.to_owned(),
-                    detail: format!("link type field 0x{field:08x} has reserved bits set"),
-                });
-            }
-            let dlt = field & LINKTYPE_MASK;
-            let Some(link) = LinkType::from_dlt(dlt as i32) else {
-                return Err(FileError::UnsupportedLinkType {
-                    path: path.to_owned(),
-                    dlt,
-                    name: dlt_name(dlt),
-                });
-            };
-            let snaplen = match header.snaplen {
-                0 => MAX_SNAPLEN,
-                n => n.min(MAX_SNAPLEN),
-            };
-            let layout = Layout::Classic {
-                decoder: Decoder::new(link, checksum),
-                nanos: header.is_nanosecond_precision(),
-                big_endian: header.is_bigendian(),
-                record_header: if header.is_modified_format() { 24 } else { 16 },
-                header_snaplen: header.snaplen,
-                snaplen,
-                dlt,
-            };
-            (Box::new(reader), layout)
+        let (reader, layout) = if classic::PCAP_MAGICS.contains(&magic) {
+            classic::open(path, source, head.len(), checksum)?
         } else if magic == SHB_TYPE {
             // Type, length, byte-order magic, version, section length,
             // length again.
             if head.len() < 28 {
-                return Err(truncated_header("pcapng section header", 28));
+                return Err(truncated_header(
+                    path,
+                    "pcapng section header",
+                    head.len(),
+                    28,
+                ));
             }
             let reader = PcapNGReader::new(BUFFER_BYTES, source).map_err(|e| match e {
                 PcapError::Incomplete(_) => {
@@ -325,7 +277,7 @@ impl FileCapture {
                 big_endian: false,
                 interfaces: Vec::new(),
             };
-            (Box::new(reader), layout)
+            (Box::new(reader) as Reader, layout)
         } else if head.len() < 4 {
             return Err(FileError::NotACaptureFile {
                 path: path.to_owned(),
@@ -619,30 +571,6 @@ impl State {
         }
     }
 
-    fn classic(&mut self, b: &LegacyPcapBlock<'_>) -> Step {
-        let Layout::Classic { decoder, nanos, .. } = &self.layout else {
-            return Step::Skip;
-        };
-        if let Some(e) = self.bad_caplen(b.caplen) {
-            return Step::Fail(e);
-        }
-        let frac = u64::from(b.ts_usec);
-        let ts_ns = u64::from(b.ts_sec)
-            .saturating_mul(NS_PER_S)
-            .saturating_add(if *nanos {
-                frac
-            } else {
-                frac.saturating_mul(1_000)
-            });
-        Step::Frame(decode(
-            &mut self.counts,
-            Some(decoder),
-            ts_ns,
-            b.data,
-            b.origlen,
-        ))
-    }
-
     fn enhanced(&mut self, b: &EnhancedPacketBlock<'_>) -> Step {
         // pcap-parser has checked that the data holds `caplen` bytes.
         let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
@@ -754,21 +682,6 @@ impl State {
             data,
             origlen,
         ))
-    }
-
-    /// The error for a classic record longer than the file's snapshot
-    /// length (libpcap's sf-pcap.c refuses those too, rather than allocate
-    /// what a damaged header claims).
-    fn bad_caplen(&self, caplen: u32) -> Option<FileError> {
-        match self.layout {
-            Layout::Classic { snaplen, .. } if caplen > snaplen => Some(FileError::ReadFile {
-                path: self.path.clone(),
-                detail: format!(
-                    "invalid packet capture length {caplen}, bigger than snaplen of {snaplen}"
-                ),
-            }),
-            _ => None,
-        }
     }
 
     /// Reads the header of what is pending in the reader's buffer.
