@@ -35,13 +35,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{
-    Block, EnhancedPacketBlock, PcapBlockOwned, PcapError, PcapNGReader, SimplePacketBlock,
-    UnknownBlock,
-};
+use pcap_parser::{Block, PcapBlockOwned, PcapError};
 use tcpeek_common::Event;
 
-use super::decode::{ChecksumMode, Decoder, LinkType};
+use super::decode::{ChecksumMode, Decoder};
 use super::CaptureStats;
 pub use banner::dlt_name;
 use interface::Interface;
@@ -49,6 +46,7 @@ use interface::Interface;
 mod banner;
 mod classic;
 mod interface;
+mod pcapng;
 
 /// The reader's buffer. Every classic record fits (at most
 /// [`classic::MAX_SNAPLEN`] bytes), and large reads keep system calls rare.
@@ -58,11 +56,6 @@ const BUFFER_BYTES: usize = 1 << 20;
 /// (`INITIAL_MAX_BLOCKSIZE`, 16 MiB); the buffer grows up to it.
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 
-/// Section Header Block type (draft-ietf-opsawg-pcapng section 4.1); the
-/// same bytes in either byte order.
-const SHB_TYPE: u32 = 0x0a0d_0d0a;
-/// Obsolete Packet Block (draft-ietf-opsawg-pcapng appendix A).
-const OPB_TYPE: u32 = 2;
 const NS_PER_S: u64 = 1_000_000_000;
 
 /// One frame read from the file.
@@ -252,32 +245,8 @@ impl FileCapture {
         };
         let (reader, layout) = if classic::PCAP_MAGICS.contains(&magic) {
             classic::open(path, source, head.len(), checksum)?
-        } else if magic == SHB_TYPE {
-            // Type, length, byte-order magic, version, section length,
-            // length again.
-            if head.len() < 28 {
-                return Err(truncated_header(
-                    path,
-                    "pcapng section header",
-                    head.len(),
-                    28,
-                ));
-            }
-            let reader = PcapNGReader::new(BUFFER_BYTES, source).map_err(|e| match e {
-                PcapError::Incomplete(_) => {
-                    open_err("the pcapng section header is truncated".to_owned())
-                }
-                e => FileError::NotACaptureFile {
-                    path: path.to_owned(),
-                    detail: format!("bad pcapng section header: {e}"),
-                },
-            })?;
-            let layout = Layout::Ng {
-                sections: 0,
-                big_endian: false,
-                interfaces: Vec::new(),
-            };
-            (Box::new(reader) as Reader, layout)
+        } else if magic == pcapng::SHB_TYPE {
+            pcapng::open(path, source, head.len())?
         } else if head.len() < 4 {
             return Err(FileError::NotACaptureFile {
                 path: path.to_owned(),
@@ -303,29 +272,8 @@ impl FileCapture {
         };
         if let Layout::Ng { .. } = cap.state.layout {
             cap.pump(true)?;
-            if let Layout::Ng { interfaces, .. } = &cap.state.layout {
-                if !interfaces.is_empty() && interfaces.iter().all(|i| i.decoder.is_none()) {
-                    return Err(match &interfaces[..] {
-                        [one] if LinkType::from_dlt(one.dlt as i32).is_none() => {
-                            FileError::UnsupportedLinkType {
-                                path: path.to_owned(),
-                                dlt: one.dlt,
-                                name: dlt_name(one.dlt),
-                            }
-                        }
-                        all => FileError::NoDecodableInterface {
-                            path: path.to_owned(),
-                            interfaces: all
-                                .iter()
-                                .enumerate()
-                                .map(|(i, f)| {
-                                    format!("{i}: {}", f.why_not.as_deref().unwrap_or(""))
-                                })
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        },
-                    });
-                }
+            if let Some(e) = cap.state.undecodable() {
+                return Err(e);
             }
         }
         cap.banner = cap.state.banner();
@@ -511,26 +459,9 @@ fn is_packet(block: &PcapBlockOwned<'_>, layout: &Layout) -> bool {
         PcapBlockOwned::Legacy(_) => true,
         PcapBlockOwned::LegacyHeader(_) => false,
         PcapBlockOwned::NG(Block::EnhancedPacket(_) | Block::SimplePacket(_)) => true,
-        PcapBlockOwned::NG(Block::Unknown(u)) => is_opb(u, layout),
+        PcapBlockOwned::NG(Block::Unknown(u)) => pcapng::is_opb(u, layout),
         PcapBlockOwned::NG(_) => false,
     }
-}
-
-fn is_opb(u: &UnknownBlock<'_>, layout: &Layout) -> bool {
-    // pcap-parser reads the type little-endian whatever the section's order.
-    let big_endian = matches!(
-        layout,
-        Layout::Ng {
-            big_endian: true,
-            ..
-        }
-    );
-    let kind = if big_endian {
-        u.block_type.swap_bytes()
-    } else {
-        u.block_type
-    };
-    kind == OPB_TYPE
 }
 
 impl State {
@@ -539,149 +470,15 @@ impl State {
         match block {
             PcapBlockOwned::LegacyHeader(_) => Step::Skip,
             PcapBlockOwned::Legacy(b) => self.classic(&b),
-            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
-                // A new section describes its interfaces afresh (section 4.1).
-                if let Layout::Ng {
-                    sections,
-                    big_endian,
-                    interfaces,
-                } = &mut self.layout
-                {
-                    *sections += 1;
-                    *big_endian = shb.big_endian();
-                    interfaces.clear();
-                }
-                Step::Skip
-            }
-            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                if let Layout::Ng {
-                    big_endian,
-                    interfaces,
-                    ..
-                } = &mut self.layout
-                {
-                    interfaces.push(Interface::new(&idb, *big_endian, self.checksum));
-                }
-                Step::Skip
-            }
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => self.section(&shb),
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => self.interface(&idb),
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => self.enhanced(&epb),
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => self.simple(&spb),
-            PcapBlockOwned::NG(Block::Unknown(u)) if is_opb(&u, &self.layout) => self.obsolete(&u),
+            PcapBlockOwned::NG(Block::Unknown(u)) if pcapng::is_opb(&u, &self.layout) => {
+                self.obsolete(&u)
+            }
             PcapBlockOwned::NG(_) => Step::Skip,
         }
-    }
-
-    fn enhanced(&mut self, b: &EnhancedPacketBlock<'_>) -> Step {
-        // pcap-parser has checked that the data holds `caplen` bytes.
-        let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
-        self.packet(b.if_id, Some((b.ts_high, b.ts_low)), data, b.origlen)
-    }
-
-    /// A Simple Packet Block has no interface (it is interface 0), no
-    /// captured length (the packet, cut at the snapshot length) and no time
-    /// (section 4.4). It takes the previous frame's time, so that it moves
-    /// no clock; libpcap gives it 0, which would look like a jump back.
-    fn simple(&mut self, b: &SimplePacketBlock<'_>) -> Step {
-        let snaplen = match &self.layout {
-            Layout::Ng { interfaces, .. } => interfaces.first().map_or(0, |i| i.snaplen),
-            Layout::Classic { .. } => 0,
-        };
-        let mut caplen = b.origlen as usize;
-        if snaplen != 0 {
-            caplen = caplen.min(snaplen as usize);
-        }
-        let data = b.data.get(..caplen).unwrap_or(b.data);
-        self.packet(0, None, data, b.origlen)
-    }
-
-    /// Obsolete Packet Block (appendix A): interface (16 bits), drops count
-    /// (16 bits), timestamp high and low, captured and original length,
-    /// data.
-    fn obsolete(&mut self, b: &UnknownBlock<'_>) -> Step {
-        let big_endian = matches!(
-            self.layout,
-            Layout::Ng {
-                big_endian: true,
-                ..
-            }
-        );
-        let u16_at = |at: usize| {
-            let b = [b.data[at], b.data[at + 1]];
-            if big_endian {
-                u16::from_be_bytes(b)
-            } else {
-                u16::from_le_bytes(b)
-            }
-        };
-        let u32_at = |at: usize| {
-            let b = [b.data[at], b.data[at + 1], b.data[at + 2], b.data[at + 3]];
-            if big_endian {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
-        if b.data.len() < 20 {
-            return Step::Fail(FileError::ReadFile {
-                path: self.path.clone(),
-                detail: format!("obsolete Packet Block of {} bytes", b.block_len1),
-            });
-        }
-        let caplen = u32_at(12);
-        let Some(data) = b.data.get(20..20 + caplen as usize) else {
-            return Step::Fail(FileError::ReadFile {
-                path: self.path.clone(),
-                detail: format!(
-                    "obsolete Packet Block of {} bytes claims {caplen} captured bytes",
-                    b.block_len1
-                ),
-            });
-        };
-        let (high, low, origlen) = (u32_at(4), u32_at(8), u32_at(16));
-        self.packet(u32::from(u16_at(0)), Some((high, low)), data, origlen)
-    }
-
-    /// A pcapng packet on interface `if_id`, with its time in that
-    /// interface's units (`None`: the previous frame's time).
-    fn packet(&mut self, if_id: u32, ts: Option<(u32, u32)>, data: &[u8], origlen: u32) -> Step {
-        let Layout::Ng {
-            sections,
-            interfaces,
-            ..
-        } = &mut self.layout
-        else {
-            return Step::Skip;
-        };
-        let last = self.counts.last_ts_ns;
-        let Some(iface) = interfaces.get_mut(if_id as usize) else {
-            // Never described: neither its link type nor its clock is known.
-            self.counts.frames += 1;
-            self.counts.malformed += 1;
-            return Step::Frame(Frame {
-                ts_ns: last,
-                event: None,
-            });
-        };
-        let ts_ns = ts.map_or(last, |(h, l)| iface.ts_ns(h, l));
-        if let (None, false) = (&iface.decoder, iface.warned) {
-            iface.warned = true;
-            let section = match *sections {
-                0 | 1 => String::new(),
-                n => format!(" of section {n}"),
-            };
-            log::warn!(
-                "{}: interface {if_id}{section}: {}: its frames are counted as malformed",
-                self.path.display(),
-                iface.why_not.as_deref().unwrap_or("not decodable"),
-            );
-        }
-        Step::Frame(decode(
-            &mut self.counts,
-            iface.decoder.as_ref(),
-            ts_ns,
-            data,
-            origlen,
-        ))
     }
 
     /// Reads the header of what is pending in the reader's buffer.
@@ -709,7 +506,7 @@ impl State {
             Layout::Ng { big_endian, .. } => {
                 // A section header carries its own byte order.
                 let kind = word(0, big_endian);
-                let big_endian = if kind == Some(SHB_TYPE) {
+                let big_endian = if kind == Some(pcapng::SHB_TYPE) {
                     word(8, false) != Some(0x1a2b_3c4d)
                 } else {
                     big_endian
