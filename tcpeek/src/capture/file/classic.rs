@@ -16,7 +16,7 @@ use crate::capture::decode::{ChecksumMode, Decoder, LinkType};
 /// The largest snapshot length libpcap accepts (`MAXIMUM_SNAPLEN`,
 /// pcap-int.h); a header claiming 0 or more means "unlimited", which
 /// libpcap also turns into this.
-const MAX_SNAPLEN: u32 = 262_144;
+pub(super) const MAX_SNAPLEN: u32 = 262_144;
 
 /// The link type field of a classic header (draft-ietf-opsawg-pcap section
 /// 4; libpcap's `LT_LINKTYPE` and `LT_RESERVED1`, pcap-common.h): the link
