@@ -27,6 +27,7 @@
 //! outcome. Finished handshakes stay in the table as `Closed` for a while, so
 //! that a retransmission of their SYN does not count a second one.
 
+mod hint;
 pub mod reorder;
 mod session;
 mod table;
@@ -34,6 +35,7 @@ mod table;
 use tcpeek_common::{tcp_flags, Event, FAMILY_V4, KIND_ICMP_UNREACH, KIND_TCP};
 
 use crate::event::{endpoints, Connection};
+use hint::Hint;
 use session::{Key, Opening, Session, State};
 use table::{ListId, Table};
 
@@ -610,55 +612,6 @@ impl Engine {
         s.state = State::Closed;
         s.last_ns = s.last_ns.max(end_ns);
         self.touch(i, ListId::Closed);
-    }
-}
-
-/// Counts, per bucket of a direction-independent hash of the 4-tuple, the
-/// sessions whose server has sent its SYN (the only ones an ACK can move).
-/// Zero means no segment of that tuple needs a table lookup; a collision
-/// only costs a lookup. 64 Ki buckets, 256 KiB: stays in cache.
-struct Hint(Box<[u32]>);
-
-impl Hint {
-    const BITS: u32 = 16;
-
-    fn new() -> Hint {
-        Hint(vec![0; 1 << Self::BITS].into_boxed_slice())
-    }
-
-    fn fold(addr: &[u8; 16]) -> u32 {
-        addr.chunks_exact(4)
-            .fold(0, |h, w| h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
-    }
-
-    /// XOR makes it the same for both directions of a connection.
-    fn index(a: &[u8; 16], b: &[u8; 16], ports: u32) -> usize {
-        let h = Self::fold(a) ^ Self::fold(b) ^ ports;
-        (h.wrapping_mul(0x9e37_79b1) >> (32 - Self::BITS)) as usize
-    }
-
-    fn of_event(ev: &Event) -> usize {
-        Self::index(&ev.saddr, &ev.daddr, u32::from(ev.sport ^ ev.dport))
-    }
-
-    fn of_key(k: &Key) -> usize {
-        Self::index(
-            k.lo.addr.bytes(),
-            k.hi.addr.bytes(),
-            u32::from(k.lo.port ^ k.hi.port),
-        )
-    }
-
-    fn maybe(&self, i: usize) -> bool {
-        self.0[i] != 0
-    }
-
-    fn add(&mut self, i: usize) {
-        self.0[i] += 1;
-    }
-
-    fn remove(&mut self, i: usize) {
-        self.0[i] -= 1;
     }
 }
 
