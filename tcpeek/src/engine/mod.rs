@@ -28,6 +28,7 @@
 //! that a retransmission of their SYN does not count a second one.
 
 mod hint;
+mod outcome;
 pub mod reorder;
 mod session;
 mod table;
@@ -36,47 +37,9 @@ use tcpeek_common::{tcp_flags, Event, FAMILY_V4, KIND_ICMP_UNREACH, KIND_TCP};
 
 use crate::event::{endpoints, Connection};
 use hint::Hint;
+pub use outcome::{Finished, Outcome};
 use session::{Key, Opening, Session, State};
 use table::{ListId, Table};
-
-/// How a handshake ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Outcome {
-    Success,
-    Timeout,
-    /// Reset by the server (a refusal).
-    Reject,
-    /// Reset by the client (a Happy Eyeballs loser, a connect timer that
-    /// fired, a port scan). Counted as a reject on the socket, for
-    /// compatibility, but reported as the client's doing.
-    Aborted,
-    Unreach,
-}
-
-/// A finished handshake.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Finished {
-    pub conn: Connection,
-    pub outcome: Outcome,
-    /// Time of the first SYN, ns since the epoch.
-    pub start_ns: u64,
-    /// Time of the segment that decided the outcome; for a timeout, the
-    /// moment it expired (last segment + timeout).
-    pub end_ns: u64,
-    /// SYN retransmissions seen.
-    pub dupsyn: u32,
-    /// SYN/ACK retransmissions seen.
-    pub dupsynack: u32,
-    /// What admission returned for it.
-    pub tag: u32,
-}
-
-impl Finished {
-    /// Time the handshake took, ns.
-    pub fn duration_ns(&self) -> u64 {
-        self.end_ns.saturating_sub(self.start_ns)
-    }
-}
 
 /// Engine settings.
 #[derive(Clone, Copy, Debug)]
