@@ -27,6 +27,7 @@
 //! outcome. Finished handshakes stay in the table as `Closed` for a while, so
 //! that a retransmission of their SYN does not count a second one.
 
+mod config;
 mod hint;
 mod outcome;
 pub mod reorder;
@@ -36,41 +37,11 @@ mod table;
 use tcpeek_common::{tcp_flags, Event, FAMILY_V4, KIND_ICMP_UNREACH, KIND_TCP};
 
 use crate::event::{endpoints, Connection};
+pub use config::EngineConfig;
 use hint::Hint;
 pub use outcome::{Finished, Outcome};
 use session::{Key, Opening, Session, State};
 use table::{ListId, Table};
-
-/// Engine settings.
-#[derive(Clone, Copy, Debug)]
-pub struct EngineConfig {
-    /// A handshake with no acceptable segment for this long times out.
-    pub timeout_ns: u64,
-    /// How long a finished handshake is remembered to recognise late
-    /// retransmissions of its SYN.
-    pub linger_ns: u64,
-    /// At most this many handshakes are tracked; further opening SYNs are
-    /// counted as overflow.
-    pub max_sessions: usize,
-    /// Whether ICMP destination-unreachable ends a handshake.
-    pub icmp: bool,
-}
-
-impl EngineConfig {
-    /// A Linux client gives up a connect() after 6 SYN retransmissions, the
-    /// last gap being 64 s (net.ipv4.tcp_syn_retries, RFC 6298 back-off), so
-    /// retransmitted SYNs can follow each other up to ~2 minutes apart.
-    pub const MIN_LINGER_NS: u64 = 130 * 1_000_000_000;
-
-    pub fn new(timeout_ns: u64, max_sessions: usize, icmp: bool) -> EngineConfig {
-        EngineConfig {
-            timeout_ns,
-            linger_ns: timeout_ns.max(Self::MIN_LINGER_NS),
-            max_sessions,
-            icmp,
-        }
-    }
-}
 
 /// The engine. See the module documentation.
 pub struct Engine {
