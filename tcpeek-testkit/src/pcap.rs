@@ -123,7 +123,8 @@ impl PcapHeader {
         b[0..4].copy_from_slice(&o.u32(magic));
         b[4..6].copy_from_slice(&o.u16(2));
         b[6..8].copy_from_slice(&o.u16(4));
-        // thiszone and sigfigs: 0, as every writer since libpcap 0.9.
+        // thiszone and sigfigs stay 0: reserved, "SHOULD be filled with 0"
+        // (pcap-savefile(5); libpcap's sf_write_header, sf-pcap.c).
         b[16..20].copy_from_slice(&o.u32(self.snaplen));
         b[20..24].copy_from_slice(&o.u32(self.linktype));
         b
