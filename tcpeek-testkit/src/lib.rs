@@ -1,5 +1,6 @@
-//! Helpers shared by tcpeek's tests (and, as they move here, its
-//! benchmarks and xtask): for now, how a test says it was skipped.
+//! Helpers shared by tcpeek's tests, benchmarks and xtask: how a test says
+//! it was skipped, network namespaces for the privileged tier, and the
+//! capture file writers ([`pcap`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,
@@ -38,5 +39,6 @@ pub fn is_root() -> bool {
 }
 
 mod netns;
+pub mod pcap;
 
 pub use netns::{run, wait_for, Netns, TempDir, PATIENCE};

@@ -12,6 +12,7 @@
 //!    comparison, a bare libpcap loop.
 
 use std::hint::black_box;
+use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use tcpeek::filter::FilterSet;
 use tcpeek::local::{Local, Prefix};
 use tcpeek::output::SessionPrinter;
 use tcpeek_common::{tcp_flags::*, Event, FAMILY_V4, KIND_TCP};
+use tcpeek_testkit::pcap::{PcapHeader, PcapWriter, LINKTYPE_ETHERNET};
 
 const SERVER: [u8; 4] = [10, 0, 0, 1];
 const DATA_PER_CONN: usize = 3;
@@ -184,8 +186,9 @@ fn memory_per_handshake() {
 }
 
 fn write_capture(path: &Path, conns: u32, payload: u16) -> usize {
-    let cap = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-    let mut save = cap.savefile(path).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let header = PcapHeader::new(LINKTYPE_ETHERNET);
+    let mut save = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), header).unwrap();
     let mut frames = 0;
     let mut buf = Vec::new();
     for i in 0..conns {
@@ -215,20 +218,11 @@ fn write_capture(path: &Path, conns: u32, payload: u16) -> usize {
                 // TCP flags byte: 14 (Ethernet) + 20 (IPv4) + 13.
                 buf[14 + 20 + 13] &= !ACK;
             }
-            let ts = ev.ts_ns;
-            let header = pcap::PacketHeader {
-                ts: libc::timeval {
-                    tv_sec: (ts / 1_000_000_000) as libc::time_t,
-                    tv_usec: ((ts % 1_000_000_000) / 1000) as libc::suseconds_t,
-                },
-                caplen: buf.len() as u32,
-                len: buf.len() as u32,
-            };
-            save.write(&pcap::Packet::new(&header, &buf));
+            save.record(ev.ts_ns, &buf).unwrap();
             frames += 1;
         }
     }
-    save.flush().unwrap();
+    save.get_mut().flush().unwrap();
     frames
 }
 

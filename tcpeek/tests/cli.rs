@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use etherparse::PacketBuilder;
 use serde_json::Value;
+use tcpeek_testkit::pcap::{ByteOrder, Interface, PcapHeader, PcapWriter, PcapngWriter};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -154,73 +155,36 @@ impl Trace {
         );
     }
 
-    /// Writes a classic pcap file (link type `dlt`) with the pcap crate.
-    fn write_pcap(&self, path: &Path, dlt: i32) {
-        let dead = pcap::Capture::dead(pcap::Linktype(dlt)).expect("pcap_open_dead");
-        let mut save = dead.savefile(path).expect("pcap_dump_open");
+    /// Writes a classic pcap file (link type `dlt`).
+    fn write_pcap(&self, path: &Path, dlt: u32) {
+        let file = std::fs::File::create(path).expect("create capture file");
+        let mut w = PcapWriter::new(std::io::BufWriter::new(file), PcapHeader::new(dlt))
+            .expect("write pcap header");
         for (at_us, frame) in &self.0 {
-            let header = pcap::PacketHeader {
-                ts: libc::timeval {
-                    tv_sec: START_S + (*at_us / 1_000_000) as i64,
-                    tv_usec: (*at_us % 1_000_000) as libc::suseconds_t,
-                },
-                caplen: frame.len() as u32,
-                len: frame.len() as u32,
-            };
-            save.write(&pcap::Packet::new(&header, frame));
+            w.record(START_S as u64 * 1_000_000_000 + at_us * 1_000, frame)
+                .expect("write record");
         }
-        save.flush().expect("flush capture file");
+        w.get_mut().flush().expect("flush capture file");
     }
 }
 
 /// Builds a pcapng file (one section, one interface, Enhanced Packet Blocks
 /// with microsecond times) holding the frames of the classic pcap file
-/// `from`. No package on this machine writes pcapng (`editcap` is not
-/// installed and tcpdump 4.99 writes classic pcap only), and the format is
-/// small: https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-02.html
-/// sections 4.1 (SHB), 4.2 (IDB) and 4.3 (EPB); every block is
-/// `type, total length, body, total length`, 32-bit aligned.
+/// `from`, as libpcap reads them.
 fn pcap_to_pcapng(from: &Path, to: &Path) {
-    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
-        let padded = body.len().div_ceil(4) * 4;
-        let total = (12 + padded) as u32;
-        out.extend_from_slice(&kind.to_le_bytes());
-        out.extend_from_slice(&total.to_le_bytes());
-        out.extend_from_slice(body);
-        out.resize(out.len() + padded - body.len(), 0);
-        out.extend_from_slice(&total.to_le_bytes());
-    }
     let mut cap = pcap::Capture::from_file(from).expect("open classic pcap");
     let dlt = cap.get_datalink().0 as u16;
-    let mut out = Vec::new();
-    // SHB: byte-order magic, version 1.0, section length unknown (-1).
-    let mut shb = Vec::new();
-    shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
-    shb.extend_from_slice(&1u16.to_le_bytes());
-    shb.extend_from_slice(&0u16.to_le_bytes());
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    block(&mut out, 0x0A0D_0D0A, &shb);
-    // IDB: link type, reserved, snaplen; no options (if_tsresol = 6).
-    let mut idb = Vec::new();
-    idb.extend_from_slice(&dlt.to_le_bytes());
-    idb.extend_from_slice(&0u16.to_le_bytes());
-    idb.extend_from_slice(&65_535u32.to_le_bytes());
-    block(&mut out, 1, &idb);
+    let mut ng = PcapngWriter::new(ByteOrder::Little);
+    // No if_tsresol: microseconds, as in the classic file.
+    ng.interface(Interface::new(dlt));
     let mut frames = 0;
     while let Ok(p) = cap.next_packet() {
         let us = p.header.ts.tv_sec as u64 * 1_000_000 + p.header.ts.tv_usec as u64;
-        let mut epb = Vec::new();
-        epb.extend_from_slice(&0u32.to_le_bytes()); // interface 0
-        epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(us as u32).to_le_bytes());
-        epb.extend_from_slice(&p.header.caplen.to_le_bytes());
-        epb.extend_from_slice(&p.header.len.to_le_bytes());
-        epb.extend_from_slice(p.data);
-        block(&mut out, 6, &epb);
+        ng.enhanced_packet_with_len(0, us, p.data, p.header.len);
         frames += 1;
     }
     assert!(frames > 0, "no frames in {}", from.display());
-    std::fs::write(to, out).unwrap();
+    std::fs::write(to, ng.into_bytes()).unwrap();
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! `cargo xtask fixtures`: writes the small capture files in tests/fixtures/
 //! that the tests and the README run tcpeek on, each built with
 //! [`Trace`](crate::trace::Trace) (classic pcap) except `multilink.pcapng`,
-//! which is pcapng (draft-ietf-opsawg-pcapng), written by [`Pcapng`].
+//! which is pcapng (draft-ietf-opsawg-pcapng), written by the test kit's
+//! [`PcapngWriter`].
 //! Output is deterministic: running the task again produces the same bytes.
 //!
 //! Hosts: client 10.0.0.2 / fd00::2, server 10.0.0.1 / fd00::1; in
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use etherparse::{PacketBuilder, TcpHeader};
+use tcpeek_testkit::pcap::{ByteOrder, Interface, PcapngWriter};
 
 use crate::trace::{
     syn_options, Addr, Conn, Flags, Link, Trace, ACK, DLT_EN10MB, DLT_RAW, ETHERTYPE_ARP, MS,
@@ -859,96 +861,21 @@ fn multilink() -> Vec<u8> {
     wifi.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x12]);
     wifi.extend_from_slice(&[0, 0]);
     wifi.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]); // LLC/SNAP, IPv4
-    let mut ng = Pcapng::new();
-    ng.interface(DLT_EN10MB, 6);
-    ng.interface(DLT_RAW, 9);
-    ng.interface(DLT_IEEE802_11, 6);
+    let idb = |dlt: u32| {
+        let dlt = u16::try_from(dlt).expect("IDB link types are 16 bits");
+        Interface::new(dlt).with_snaplen(262_144)
+    };
+    let mut ng = PcapngWriter::new(ByteOrder::Little);
+    ng.interface(idb(DLT_EN10MB));
+    ng.interface(idb(DLT_RAW).with_tsresol(9));
+    ng.interface(idb(DLT_IEEE802_11));
     let mut frames: Vec<(u64, u32, &[u8])> = Vec::new();
     frames.extend(eth.frames.iter().map(|(t, f)| (*t, 0, &f[..])));
     frames.extend(tun.frames.iter().map(|(t, f)| (*t, 1, &f[..])));
     frames.push((50 * MS, 2, &wifi[..]));
     frames.sort_by_key(|&(t, iface, _)| (t, iface));
     for (t, iface, frame) in frames {
-        ng.packet(iface, START * SEC + t, frame);
+        ng.enhanced_packet_ns(iface, START * SEC + t, frame);
     }
-    ng.out
-}
-
-/// A pcapng writer (draft-ietf-opsawg-pcapng): one little-endian section,
-/// interfaces with their timestamp resolution, Enhanced Packet Blocks. Each
-/// block is type, total length, body padded to 32 bits, total length.
-struct Pcapng {
-    out: Vec<u8>,
-    /// `if_tsresol` (a power of 10) of each interface.
-    tsresol: Vec<u8>,
-}
-
-impl Pcapng {
-    /// Block types (the draft's Block Type Codes) and the IDB options used
-    /// (section 4.2).
-    const SHB: u32 = 0x0a0d_0d0a;
-    const IDB: u32 = 1;
-    const EPB: u32 = 6;
-    const IF_TSRESOL: u16 = 9;
-    const OPT_ENDOFOPT: u16 = 0;
-
-    /// A file with its Section Header Block: byte-order magic, version 1.0,
-    /// section length unknown (-1).
-    fn new() -> Pcapng {
-        let mut ng = Pcapng {
-            out: Vec::new(),
-            tsresol: Vec::new(),
-        };
-        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        ng.block(Self::SHB, &shb);
-        ng
-    }
-
-    fn block(&mut self, kind: u32, body: &[u8]) {
-        let padded = body.len().div_ceil(4) * 4;
-        let total = u32::try_from(12 + padded).expect("fixture block fits");
-        self.out.extend_from_slice(&kind.to_le_bytes());
-        self.out.extend_from_slice(&total.to_le_bytes());
-        self.out.extend_from_slice(body);
-        self.out.resize(self.out.len() + padded - body.len(), 0);
-        self.out.extend_from_slice(&total.to_le_bytes());
-    }
-
-    /// An Interface Description Block: link type, reserved, snapshot
-    /// length, and `if_tsresol` unless it is the default (6, microseconds).
-    fn interface(&mut self, dlt: u32, tsresol: u8) {
-        let dlt = u16::try_from(dlt).expect("IDB link types are 16 bits");
-        let mut idb = dlt.to_le_bytes().to_vec();
-        idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&262_144u32.to_le_bytes());
-        if tsresol != 6 {
-            idb.extend_from_slice(&Self::IF_TSRESOL.to_le_bytes());
-            idb.extend_from_slice(&1u16.to_le_bytes());
-            idb.extend_from_slice(&[tsresol, 0, 0, 0]);
-            idb.extend_from_slice(&Self::OPT_ENDOFOPT.to_le_bytes());
-            idb.extend_from_slice(&0u16.to_le_bytes());
-        }
-        self.block(Self::IDB, &idb);
-        self.tsresol.push(tsresol);
-    }
-
-    /// An Enhanced Packet Block on `iface` at `ns` since the epoch, in the
-    /// interface's resolution; the whole frame is captured.
-    fn packet(&mut self, iface: u32, ns: u64, frame: &[u8]) {
-        let units = match self.tsresol[iface as usize] {
-            9 => ns,
-            r => ns / 10u64.pow(9 - u32::from(r)),
-        };
-        let len = u32::try_from(frame.len()).expect("fixture frame fits");
-        let mut epb = iface.to_le_bytes().to_vec();
-        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(units as u32).to_le_bytes());
-        epb.extend_from_slice(&len.to_le_bytes());
-        epb.extend_from_slice(&len.to_le_bytes());
-        epb.extend_from_slice(frame);
-        self.block(Self::EPB, &epb);
-    }
+    ng.into_bytes()
 }

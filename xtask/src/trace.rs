@@ -3,16 +3,16 @@
 //! `cargo xtask bench-load` (large generated streams).
 //!
 //! Frames are built with etherparse's `PacketBuilder` (so lengths and
-//! checksums are right) and written in the classic pcap format
-//! (https://www.tcpdump.org/manpages/pcap-savefile.5.html; IETF draft
-//! draft-ietf-opsawg-pcap): a 24-byte global header, then a 16-byte record
-//! header before each frame. Output is deterministic: sequence numbers come
-//! from a fixed-seed generator and times from a fixed start, so building a
-//! trace again produces the same bytes.
+//! checksums are right) and written as classic pcap (little-endian,
+//! microsecond times) by the test kit's [`PcapWriter`]. Output is
+//! deterministic: sequence numbers come from a fixed-seed generator and
+//! times from a fixed start, so building a trace again produces the same
+//! bytes.
 
 use std::io::{self, Write};
 
 use etherparse::{PacketBuilder, TcpHeader, TcpOptionElement};
+use tcpeek_testkit::pcap::{PcapHeader, PcapWriter};
 
 /// 2026-01-01T00:00:00Z in seconds since the epoch: every trace starts there.
 pub(crate) const START: u64 = 1_767_225_600;
@@ -483,24 +483,13 @@ impl Trace {
         if !self.as_written {
             frames.sort_by_key(|f| f.0); // stable: same-time frames keep order
         }
-        let dlt = self.dlt();
-        // pcap-savefile(5): magic (microsecond timestamps), version 2.4,
-        // thiszone, sigfigs, snaplen, link type; little-endian.
-        w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        w.write_all(&2u16.to_le_bytes())?;
-        w.write_all(&4u16.to_le_bytes())?;
-        w.write_all(&0i32.to_le_bytes())?;
-        w.write_all(&0u32.to_le_bytes())?;
-        w.write_all(&snaplen.to_le_bytes())?;
-        w.write_all(&dlt.to_le_bytes())?;
+        let header = PcapHeader {
+            snaplen,
+            ..PcapHeader::new(self.dlt())
+        };
+        let mut pcap = PcapWriter::new(w, header)?;
         for (_, abs, frame) in frames {
-            let len = u32::try_from(frame.len()).expect("frame fits a pcap record");
-            let caplen = len.min(snaplen);
-            w.write_all(&((abs / SEC) as u32).to_le_bytes())?;
-            w.write_all(&(((abs % SEC) / 1_000) as u32).to_le_bytes())?;
-            w.write_all(&caplen.to_le_bytes())?;
-            w.write_all(&len.to_le_bytes())?;
-            w.write_all(&frame[..caplen as usize])?;
+            pcap.record(abs, frame)?;
         }
         Ok(())
     }

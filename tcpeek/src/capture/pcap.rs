@@ -1,5 +1,5 @@
 //! The libpcap capture backend: live interfaces. (Capture files are read
-//! without libpcap, in file.rs.)
+//! without libpcap, in file/.)
 //!
 //! Opens a libpcap handle (through the `pcap` crate), installs a kernel
 //! filter that lets through only what tcpeek can use, and turns each frame

@@ -27,85 +27,22 @@
 //! outcome. Finished handshakes stay in the table as `Closed` for a while, so
 //! that a retransmission of their SYN does not count a second one.
 
+mod config;
+mod hint;
+mod icmp;
+mod outcome;
 pub mod reorder;
 mod session;
 mod table;
 
-use tcpeek_common::{tcp_flags, Event, FAMILY_V4, KIND_ICMP_UNREACH, KIND_TCP};
+use tcpeek_common::{tcp_flags, Event, KIND_ICMP_UNREACH, KIND_TCP};
 
 use crate::event::{endpoints, Connection};
+pub use config::EngineConfig;
+use hint::Hint;
+pub use outcome::{Finished, Outcome};
 use session::{Key, Opening, Session, State};
 use table::{ListId, Table};
-
-/// How a handshake ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Outcome {
-    Success,
-    Timeout,
-    /// Reset by the server (a refusal).
-    Reject,
-    /// Reset by the client (a Happy Eyeballs loser, a connect timer that
-    /// fired, a port scan). Counted as a reject on the socket, for
-    /// compatibility, but reported as the client's doing.
-    Aborted,
-    Unreach,
-}
-
-/// A finished handshake.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Finished {
-    pub conn: Connection,
-    pub outcome: Outcome,
-    /// Time of the first SYN, ns since the epoch.
-    pub start_ns: u64,
-    /// Time of the segment that decided the outcome; for a timeout, the
-    /// moment it expired (last segment + timeout).
-    pub end_ns: u64,
-    /// SYN retransmissions seen.
-    pub dupsyn: u32,
-    /// SYN/ACK retransmissions seen.
-    pub dupsynack: u32,
-    /// What admission returned for it.
-    pub tag: u32,
-}
-
-impl Finished {
-    /// Time the handshake took, ns.
-    pub fn duration_ns(&self) -> u64 {
-        self.end_ns.saturating_sub(self.start_ns)
-    }
-}
-
-/// Engine settings.
-#[derive(Clone, Copy, Debug)]
-pub struct EngineConfig {
-    /// A handshake with no acceptable segment for this long times out.
-    pub timeout_ns: u64,
-    /// How long a finished handshake is remembered to recognise late
-    /// retransmissions of its SYN.
-    pub linger_ns: u64,
-    /// At most this many handshakes are tracked; further opening SYNs are
-    /// counted as overflow.
-    pub max_sessions: usize,
-    /// Whether ICMP destination-unreachable ends a handshake.
-    pub icmp: bool,
-}
-
-impl EngineConfig {
-    /// A Linux client gives up a connect() after 6 SYN retransmissions, the
-    /// last gap being 64 s (net.ipv4.tcp_syn_retries, RFC 6298 back-off), so
-    /// retransmitted SYNs can follow each other up to ~2 minutes apart.
-    pub const MIN_LINGER_NS: u64 = 130 * 1_000_000_000;
-
-    pub fn new(timeout_ns: u64, max_sessions: usize, icmp: bool) -> EngineConfig {
-        EngineConfig {
-            timeout_ns,
-            linger_ns: timeout_ns.max(Self::MIN_LINGER_NS),
-            max_sessions,
-            icmp,
-        }
-    }
-}
 
 /// The engine. See the module documentation.
 pub struct Engine {
@@ -527,72 +464,6 @@ impl Engine {
         }
     }
 
-    /// An ICMP/ICMPv6 destination-unreachable quoting a segment of the
-    /// handshake, judged by the endpoint it is addressed to, the sender of
-    /// the quoted segment, as Linux judges it:
-    /// - a connecting socket (the client in SYN-SENT, either side of a
-    ///   simultaneous open) gives up on any code but IPv4's 4
-    ///   ("fragmentation needed", path MTU discovery) and the unassigned
-    ///   ones above 15, if the quoted sequence number is one it sent
-    ///   (tcp_v4_err, tcp_v6_err: `between(seq, snd_una, snd_nxt)`). Once
-    ///   the server answered, the client has (or will have) its SYN/ACK
-    ///   and is no longer in SYN-SENT: the error changes nothing;
-    /// - a listener (the server in SYN-RECEIVED) drops its request only
-    ///   for a quote of its SYN/ACK's own sequence number and a fatal code
-    ///   (tcp_req_err): IPv4 network or host unreachable (codes 0 and 1,
-    ///   tcp_v4_err), ICMPv6 codes that `icmpv6_err_convert` calls fatal
-    ///   (1, 4, 5, 6 and unassigned ones, not 0, 2 or 3). The client is
-    ///   still trying: its retransmitted SYN gets a new SYN/ACK and the
-    ///   handshake can still succeed. If nothing completes it, it failed
-    ///   as unreachable.
-    fn unreachable(&mut self, ev: &Event, out: &mut Vec<Finished>) {
-        let (src, dst) = endpoints(ev);
-        let (key, src_is_lo) = Key::of(src, dst);
-        let Some(i) = self.table.find(&key) else {
-            return;
-        };
-        if self.table.list_of(i) == ListId::Closed {
-            return;
-        }
-        self.now = self.now.max(ev.ts_ns);
-        let now = self.now;
-        let v4 = ev.family == FAMILY_V4;
-        let s = self.table.get_mut(i);
-        let quoted_client = s.client_is_lo == src_is_lo;
-        let connecting_gives_up = if v4 {
-            ev.icmp_code != 4 && ev.icmp_code <= 15
-        } else {
-            true
-        };
-        let aborts = match (quoted_client, s.state) {
-            (true, State::SynSent | State::SimultaneousOpen) => {
-                connecting_gives_up && s.client.sent(ev.seq)
-            }
-            (false, State::SimultaneousOpen) => connecting_gives_up && s.server.sent(ev.seq),
-            (false, State::SynReceived) => {
-                let fatal = if v4 {
-                    matches!(ev.icmp_code, 0 | 1)
-                } else {
-                    !matches!(ev.icmp_code, 0 | 2 | 3)
-                };
-                if fatal && ev.seq == s.server.isn {
-                    // The listener forgets its request; the client goes on.
-                    s.state = State::SynSent;
-                    s.server_acked = false;
-                    s.has_server_prev = false;
-                    s.icmp_dropped = true;
-                    let key = s.key;
-                    self.awaiting_ack.remove(Hint::of_key(&key));
-                }
-                false
-            }
-            _ => false,
-        };
-        if aborts {
-            self.finish(i, Outcome::Unreach, now, out);
-        }
-    }
-
     fn finish(&mut self, i: u32, outcome: Outcome, end_ns: u64, out: &mut Vec<Finished>) {
         let s = self.table.get_mut(i);
         out.push(Finished {
@@ -610,55 +481,6 @@ impl Engine {
         s.state = State::Closed;
         s.last_ns = s.last_ns.max(end_ns);
         self.touch(i, ListId::Closed);
-    }
-}
-
-/// Counts, per bucket of a direction-independent hash of the 4-tuple, the
-/// sessions whose server has sent its SYN (the only ones an ACK can move).
-/// Zero means no segment of that tuple needs a table lookup; a collision
-/// only costs a lookup. 64 Ki buckets, 256 KiB: stays in cache.
-struct Hint(Box<[u32]>);
-
-impl Hint {
-    const BITS: u32 = 16;
-
-    fn new() -> Hint {
-        Hint(vec![0; 1 << Self::BITS].into_boxed_slice())
-    }
-
-    fn fold(addr: &[u8; 16]) -> u32 {
-        addr.chunks_exact(4)
-            .fold(0, |h, w| h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
-    }
-
-    /// XOR makes it the same for both directions of a connection.
-    fn index(a: &[u8; 16], b: &[u8; 16], ports: u32) -> usize {
-        let h = Self::fold(a) ^ Self::fold(b) ^ ports;
-        (h.wrapping_mul(0x9e37_79b1) >> (32 - Self::BITS)) as usize
-    }
-
-    fn of_event(ev: &Event) -> usize {
-        Self::index(&ev.saddr, &ev.daddr, u32::from(ev.sport ^ ev.dport))
-    }
-
-    fn of_key(k: &Key) -> usize {
-        Self::index(
-            k.lo.addr.bytes(),
-            k.hi.addr.bytes(),
-            u32::from(k.lo.port ^ k.hi.port),
-        )
-    }
-
-    fn maybe(&self, i: usize) -> bool {
-        self.0[i] != 0
-    }
-
-    fn add(&mut self, i: usize) {
-        self.0[i] += 1;
-    }
-
-    fn remove(&mut self, i: usize) {
-        self.0[i] -= 1;
     }
 }
 

@@ -4,6 +4,9 @@
 use super::*;
 use etherparse::PacketBuilder;
 use tcpeek_common::tcp_flags::SYN;
+use tcpeek_testkit::pcap::{
+    ByteOrder, Interface, PcapHeader, PcapWriter, PcapngWriter, Resolution,
+};
 
 /// 2026-01-01T00:00:00Z.
 const START_S: u64 = 1_767_225_600;
@@ -77,123 +80,32 @@ fn syn(sport: u16, raw: bool) -> Vec<u8> {
 /// A classic pcap file: `big_endian`, nanosecond magic if `nanos`;
 /// records of (seconds, fraction, frame).
 fn classic(big_endian: bool, nanos: bool, dlt: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
-    let w16 = |v: u16| {
-        if big_endian {
-            v.to_be_bytes()
+    let header = PcapHeader {
+        resolution: if nanos {
+            Resolution::Nano
         } else {
-            v.to_le_bytes()
-        }
+            Resolution::Micro
+        },
+        byte_order: order(big_endian),
+        ..PcapHeader::new(dlt)
     };
-    let w32 = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut out = Vec::new();
-    out.extend_from_slice(&w32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
-    out.extend_from_slice(&w16(2));
-    out.extend_from_slice(&w16(4));
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&w32(65_535));
-    out.extend_from_slice(&w32(dlt));
+    let mut w = PcapWriter::new(Vec::new(), header).unwrap();
     for (sec, frac, frame) in records {
-        out.extend_from_slice(&w32(*sec));
-        out.extend_from_slice(&w32(*frac));
-        out.extend_from_slice(&w32(frame.len() as u32));
-        out.extend_from_slice(&w32(frame.len() as u32));
-        out.extend_from_slice(frame);
+        w.record_at(*sec, *frac, frame).unwrap();
     }
-    out
+    w.into_inner()
 }
 
-/// A pcapng writer (draft-ietf-opsawg-pcapng: every block is type,
-/// total length, body padded to 32 bits, total length).
-struct Ng {
-    out: Vec<u8>,
-    big_endian: bool,
+/// A pcapng file, its first section `big_endian`.
+fn pcapng(big_endian: bool) -> PcapngWriter {
+    PcapngWriter::new(order(big_endian))
 }
 
-impl Ng {
-    fn new(big_endian: bool) -> Ng {
-        let mut ng = Ng {
-            out: Vec::new(),
-            big_endian,
-        };
-        ng.shb();
-        ng
-    }
-    fn w16(&self, v: u16) -> [u8; 2] {
-        if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn w32(&self, v: u32) -> [u8; 4] {
-        if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn block(&mut self, kind: u32, body: &[u8]) {
-        let padded = body.len().div_ceil(4) * 4;
-        let total = self.w32((12 + padded) as u32);
-        let kind = self.w32(kind);
-        self.out.extend_from_slice(&kind);
-        self.out.extend_from_slice(&total);
-        self.out.extend_from_slice(body);
-        self.out.resize(self.out.len() + padded - body.len(), 0);
-        self.out.extend_from_slice(&total);
-    }
-    fn shb(&mut self) {
-        let mut b = self.w32(0x1a2b_3c4d).to_vec();
-        b.extend_from_slice(&self.w16(1));
-        b.extend_from_slice(&self.w16(0));
-        b.extend_from_slice(&[0xff; 8]);
-        self.block(SHB_TYPE, &b);
-    }
-    /// An IDB with options (code, value).
-    fn idb(&mut self, dlt: u16, options: &[(u16, Vec<u8>)]) {
-        let mut b = self.w16(dlt).to_vec();
-        b.extend_from_slice(&[0, 0]);
-        b.extend_from_slice(&self.w32(65_535));
-        if !options.is_empty() {
-            for (code, value) in options {
-                b.extend_from_slice(&self.w16(*code));
-                b.extend_from_slice(&self.w16(value.len() as u16));
-                b.extend_from_slice(value);
-                b.resize(b.len().div_ceil(4) * 4, 0);
-            }
-            b.extend_from_slice(&[0; 4]); // opt_endofopt
-        }
-        self.block(1, &b);
-    }
-    fn epb(&mut self, if_id: u32, ts: u64, frame: &[u8]) {
-        let mut b = self.w32(if_id).to_vec();
-        b.extend_from_slice(&self.w32((ts >> 32) as u32));
-        b.extend_from_slice(&self.w32(ts as u32));
-        b.extend_from_slice(&self.w32(frame.len() as u32));
-        b.extend_from_slice(&self.w32(frame.len() as u32));
-        b.extend_from_slice(frame);
-        self.block(6, &b);
-    }
-    fn spb(&mut self, frame: &[u8]) {
-        let mut b = self.w32(frame.len() as u32).to_vec();
-        b.extend_from_slice(frame);
-        self.block(3, &b);
-    }
-    fn opb(&mut self, if_id: u16, ts: u64, frame: &[u8]) {
-        let mut b = self.w16(if_id).to_vec();
-        b.extend_from_slice(&self.w16(0));
-        b.extend_from_slice(&self.w32((ts >> 32) as u32));
-        b.extend_from_slice(&self.w32(ts as u32));
-        b.extend_from_slice(&self.w32(frame.len() as u32));
-        b.extend_from_slice(&self.w32(frame.len() as u32));
-        b.extend_from_slice(frame);
-        self.block(OPB_TYPE, &b);
+fn order(big_endian: bool) -> ByteOrder {
+    if big_endian {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
     }
 }
 
@@ -346,7 +258,7 @@ fn garbage_after_a_valid_header_is_an_error_not_a_panic() {
         seed ^= seed << 17;
         seed
     };
-    let heads = [classic(false, false, 1, &[]), Ng::new(false).out];
+    let heads = [classic(false, false, 1, &[]), pcapng(false).into_bytes()];
     for round in 0..200 {
         let mut bytes = heads[round % 2].clone();
         let n = (next() % 3000) as usize;
@@ -384,7 +296,7 @@ fn missing_empty_and_directory_are_named() {
         msg.starts_with("cannot open ") && msg.contains("truncated"),
         "{msg}"
     );
-    let short = Scratch::new("short.pcapng", &Ng::new(false).out[..20]);
+    let short = Scratch::new("short.pcapng", &pcapng(false).into_bytes()[..20]);
     let msg = FileCapture::open(&short.0, ChecksumMode::None)
         .err()
         .unwrap()
@@ -406,10 +318,10 @@ fn unsupported_link_type_names_its_number() {
     let msg = err.to_string();
     assert!(msg.contains("105") && msg.contains("IEEE802_11"), "{msg}");
     // The same with pcapng's one interface.
-    let mut ng = Ng::new(false);
-    ng.idb(105, &[]);
-    ng.epb(0, 0, &[0; 40]);
-    let file = Scratch::new("wifi.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(105));
+    ng.enhanced_packet(0, 0, &[0; 40]);
+    let file = Scratch::new("wifi.pcapng", ng.bytes());
     let msg = FileCapture::open(&file.0, ChecksumMode::None)
         .err()
         .unwrap()
@@ -419,11 +331,11 @@ fn unsupported_link_type_names_its_number() {
 
 #[test]
 fn pcapng_is_read_too() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
     // Default resolution: microseconds. 2026-01-01T00:00:01Z.
-    ng.epb(0, (START_S + 1) * 1_000_000, &syn(40000, false));
-    let (cap, frames) = read("one.pcapng", &ng.out);
+    ng.enhanced_packet(0, (START_S + 1) * 1_000_000, &syn(40000, false));
+    let (cap, frames) = read("one.pcapng", ng.bytes());
     assert_eq!(events(&frames).len(), 1);
     assert_eq!(frames[0].ts_ns, (START_S + 1) * NS_PER_S);
     assert!(cap.banner().contains("link-type EN10MB (Ethernet)"));
@@ -434,12 +346,12 @@ fn pcapng_is_read_too() {
 #[test]
 fn pcapng_interfaces_of_different_link_types_each_decode() {
     for big_endian in [false, true] {
-        let mut ng = Ng::new(big_endian);
-        ng.idb(1, &[]);
-        ng.idb(101, &[(IF_TSRESOL, vec![9])]);
-        ng.epb(0, START_S * 1_000_000, &syn(40000, false));
-        ng.epb(1, START_S * NS_PER_S + 5, &syn(40001, true));
-        let (cap, frames) = read("two.pcapng", &ng.out);
+        let mut ng = pcapng(big_endian);
+        ng.interface(Interface::new(1));
+        ng.interface(Interface::new(101).with_tsresol(9));
+        ng.enhanced_packet(0, START_S * 1_000_000, &syn(40000, false));
+        ng.enhanced_packet(1, START_S * NS_PER_S + 5, &syn(40001, true));
+        let (cap, frames) = read("two.pcapng", ng.bytes());
         let evs = events(&frames);
         assert_eq!(evs.len(), 2, "be {big_endian}");
         assert_eq!((evs[0].sport, evs[1].sport), (40000, 40001));
@@ -457,21 +369,16 @@ fn pcapng_interfaces_of_different_link_types_each_decode() {
 #[test]
 fn pcapng_if_tsresol_powers_of_ten_and_two_and_if_tsoffset() {
     for big_endian in [false, true] {
-        let mut ng = Ng::new(big_endian);
-        let offset = if big_endian {
-            100i64.to_be_bytes()
-        } else {
-            100i64.to_le_bytes()
-        };
+        let mut ng = pcapng(big_endian);
         // Milliseconds; 2^-20 s; microseconds 100 s later.
-        ng.idb(1, &[(IF_TSRESOL, vec![3])]);
-        ng.idb(1, &[(IF_TSRESOL, vec![0x80 | 20])]);
-        ng.idb(1, &[(IF_TSOFFSET, offset.to_vec())]);
+        ng.interface(Interface::new(1).with_tsresol(3));
+        ng.interface(Interface::new(1).with_tsresol(0x80 | 20));
+        ng.interface(Interface::new(1).with_tsoffset(100));
         let frame = syn(40000, false);
-        ng.epb(0, START_S * 1_000 + 250, &frame);
-        ng.epb(1, (START_S << 20) + (1 << 19), &frame);
-        ng.epb(2, 1_500_000, &frame);
-        let (_, frames) = read("tsresol.pcapng", &ng.out);
+        ng.enhanced_packet(0, START_S * 1_000 + 250, &frame);
+        ng.enhanced_packet(1, (START_S << 20) + (1 << 19), &frame);
+        ng.enhanced_packet(2, 1_500_000, &frame);
+        let (_, frames) = read("tsresol.pcapng", ng.bytes());
         let ts: Vec<u64> = frames.iter().map(|f| f.ts_ns).collect();
         assert_eq!(
             ts,
@@ -487,20 +394,14 @@ fn pcapng_if_tsresol_powers_of_ten_and_two_and_if_tsoffset() {
 
 #[test]
 fn pcapng_timestamps_saturate() {
-    let mut ng = Ng::new(false);
-    ng.idb(
-        1,
-        &[
-            (IF_TSRESOL, vec![0]),
-            (IF_TSOFFSET, i64::MAX.to_le_bytes().to_vec()),
-        ],
-    );
-    ng.idb(1, &[(IF_TSOFFSET, i64::MIN.to_le_bytes().to_vec())]);
-    ng.idb(1, &[(IF_TSRESOL, vec![0xff])]); // 2^127: unusable
-    ng.epb(0, u64::MAX, &syn(1, false));
-    ng.epb(1, 5, &syn(2, false));
-    ng.epb(2, 5, &syn(3, false));
-    let (cap, frames) = read("saturate.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1).with_tsresol(0).with_tsoffset(i64::MAX));
+    ng.interface(Interface::new(1).with_tsoffset(i64::MIN));
+    ng.interface(Interface::new(1).with_tsresol(0xff)); // 2^127: unusable
+    ng.enhanced_packet(0, u64::MAX, &syn(1, false));
+    ng.enhanced_packet(1, 5, &syn(2, false));
+    ng.enhanced_packet(2, 5, &syn(3, false));
+    let (cap, frames) = read("saturate.pcapng", ng.bytes());
     assert_eq!(frames[0].ts_ns, u64::MAX);
     assert_eq!(frames[1].ts_ns, 0);
     assert_eq!(frames[2].event, None);
@@ -509,12 +410,12 @@ fn pcapng_timestamps_saturate() {
 
 #[test]
 fn packet_on_an_undescribed_interface_is_malformed_not_a_panic() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.epb(7, 1, &syn(40000, false));
-    ng.opb(9, 1, &syn(40000, false));
-    ng.epb(0, 2, &syn(40001, false));
-    let (cap, frames) = read("noif.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.enhanced_packet(7, 1, &syn(40000, false));
+    ng.obsolete_packet(9, 1, &syn(40000, false));
+    ng.enhanced_packet(0, 2, &syn(40001, false));
+    let (cap, frames) = read("noif.pcapng", ng.bytes());
     assert_eq!(frames.len(), 3);
     assert_eq!(events(&frames).len(), 1);
     assert_eq!(cap.stats().malformed, 2);
@@ -523,13 +424,13 @@ fn packet_on_an_undescribed_interface_is_malformed_not_a_panic() {
 
 #[test]
 fn undecodable_interface_frames_are_malformed() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.idb(105, &[]);
-    ng.epb(1, 1, &[0; 40]);
-    ng.epb(1, 2, &[0; 40]);
-    ng.epb(0, 3, &syn(40000, false));
-    let (cap, frames) = read("wifi2.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.interface(Interface::new(105));
+    ng.enhanced_packet(1, 1, &[0; 40]);
+    ng.enhanced_packet(1, 2, &[0; 40]);
+    ng.enhanced_packet(0, 3, &syn(40000, false));
+    let (cap, frames) = read("wifi2.pcapng", ng.bytes());
     assert_eq!(events(&frames).len(), 1);
     assert_eq!(cap.stats().malformed, 2);
     assert!(cap
@@ -539,11 +440,11 @@ fn undecodable_interface_frames_are_malformed() {
 
 #[test]
 fn no_decodable_interface_is_an_error_at_open() {
-    let mut ng = Ng::new(false);
-    ng.idb(105, &[]);
-    ng.idb(127, &[]);
-    ng.epb(0, 1, &[0; 40]);
-    let file = Scratch::new("nodec.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(105));
+    ng.interface(Interface::new(127));
+    ng.enhanced_packet(0, 1, &[0; 40]);
+    let file = Scratch::new("nodec.pcapng", ng.bytes());
     let msg = FileCapture::open(&file.0, ChecksumMode::None)
         .err()
         .unwrap()
@@ -557,17 +458,16 @@ fn no_decodable_interface_is_an_error_at_open() {
 
 #[test]
 fn a_new_section_describes_its_interfaces_afresh() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.idb(101, &[]);
-    ng.epb(1, 1, &syn(40000, true));
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.interface(Interface::new(101));
+    ng.enhanced_packet(1, 1, &syn(40000, true));
     // Second section, big-endian, one raw interface: interface 1 is gone.
-    let mut second = Ng::new(true);
-    second.idb(101, &[]);
-    second.epb(1, 2, &syn(40001, true));
-    second.epb(0, 3, &syn(40002, true));
-    ng.out.extend_from_slice(&second.out);
-    let (cap, frames) = read("sections.pcapng", &ng.out);
+    ng.section(ByteOrder::Big);
+    ng.interface(Interface::new(101));
+    ng.enhanced_packet(1, 2, &syn(40001, true));
+    ng.enhanced_packet(0, 3, &syn(40002, true));
+    let (cap, frames) = read("sections.pcapng", ng.bytes());
     let ports: Vec<u16> = events(&frames).iter().map(|e| e.sport).collect();
     assert_eq!(ports, [40000, 40002]);
     assert_eq!(cap.stats().malformed, 1);
@@ -575,11 +475,11 @@ fn a_new_section_describes_its_interfaces_afresh() {
 
 #[test]
 fn simple_and_obsolete_packet_blocks_are_read() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.opb(0, 2_000_000, &syn(40000, false));
-    ng.spb(&syn(40001, false));
-    let (_, frames) = read("old.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.obsolete_packet(0, 2_000_000, &syn(40000, false));
+    ng.simple_packet(&syn(40001, false));
+    let (_, frames) = read("old.pcapng", ng.bytes());
     let ports: Vec<u16> = events(&frames).iter().map(|e| e.sport).collect();
     assert_eq!(ports, [40000, 40001]);
     // A Simple Packet Block has no time: the previous frame's.
@@ -588,12 +488,12 @@ fn simple_and_obsolete_packet_blocks_are_read() {
 
 #[test]
 fn truncated_pcapng_block_is_an_error_after_the_frames_before_it() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.epb(0, 1, &syn(40000, false));
-    ng.epb(0, 2, &syn(40001, false));
-    let cut = ng.out.len() - 20;
-    let file = Scratch::new("cut.pcapng", &ng.out[..cut]);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.enhanced_packet(0, 1, &syn(40000, false));
+    ng.enhanced_packet(0, 2, &syn(40001, false));
+    let cut = ng.bytes().len() - 20;
+    let file = Scratch::new("cut.pcapng", &ng.bytes()[..cut]);
     let mut cap = FileCapture::open(&file.0, ChecksumMode::None).unwrap();
     let (frames, end) = drain(&mut cap);
     assert_eq!(frames.len(), 1);
@@ -606,24 +506,24 @@ fn truncated_pcapng_block_is_an_error_after_the_frames_before_it() {
 fn pcapng_block_larger_than_the_buffer_is_read() {
     // A 2 MiB custom block the reader must grow its buffer for, then a
     // packet.
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
     ng.block(0x0000_0bad, &vec![0; 2 << 20]);
-    ng.epb(0, 1, &syn(40000, false));
-    let (_, frames) = read("big.pcapng", &ng.out);
+    ng.enhanced_packet(0, 1, &syn(40000, false));
+    let (_, frames) = read("big.pcapng", ng.bytes());
     assert_eq!(events(&frames).len(), 1);
 }
 
 #[test]
 fn pcapng_block_claiming_gigabytes_is_an_error() {
-    let mut ng = Ng::new(false);
-    ng.idb(1, &[]);
-    ng.epb(0, 1, &syn(40000, false));
-    let at = ng.out.len();
-    ng.epb(0, 2, &syn(40001, false));
-    ng.out[at + 4..at + 8].copy_from_slice(&0x4000_0000u32.to_le_bytes());
-    ng.out.extend_from_slice(&vec![0; 2 << 20]);
-    let file = Scratch::new("huge.pcapng", &ng.out);
+    let mut ng = pcapng(false);
+    ng.interface(Interface::new(1));
+    ng.enhanced_packet(0, 1, &syn(40000, false));
+    let at = ng.bytes().len();
+    ng.enhanced_packet(0, 2, &syn(40001, false));
+    ng.bytes_mut()[at + 4..at + 8].copy_from_slice(&0x4000_0000u32.to_le_bytes());
+    ng.bytes_mut().extend_from_slice(&vec![0; 2 << 20]);
+    let file = Scratch::new("huge.pcapng", ng.bytes());
     let mut cap = FileCapture::open(&file.0, ChecksumMode::None).unwrap();
     let (frames, end) = drain(&mut cap);
     assert_eq!(frames.len(), 1);
