@@ -7,7 +7,28 @@
 //! installed by `scripts/setup-ebpf.sh`. `RUSTC_BOOTSTRAP` for the two eBPF
 //! crates comes from `.cargo/config.toml`.
 
+/// An already built classifier object to embed instead of building one:
+/// for machines without the bpf toolchain (packaging) and for mutation
+/// testing, which rebuilds tcpeek for every mutant of the shared crate and
+/// never loads the object.
+const PREBUILT_ENV: &str = "TCPEEK_EBPF_OBJECT";
+
 fn main() -> aya_build::Result<()> {
+    println!("cargo:rerun-if-env-changed={PREBUILT_ENV}");
+    if let Some(prebuilt) = std::env::var_os(PREBUILT_ENV) {
+        let out = std::path::Path::new(&std::env::var("OUT_DIR")?).join("tcpeek-ebpf");
+        println!("cargo:rerun-if-changed={}", prebuilt.to_string_lossy());
+        std::fs::copy(&prebuilt, &out).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{PREBUILT_ENV}={}: cannot copy the eBPF object: {e}",
+                    prebuilt.to_string_lossy()
+                ),
+            )
+        })?;
+        return Ok(());
+    }
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let root_dir = format!("{manifest_dir}/../tcpeek-ebpf");
     // The classifier is built from the shared crate too (the packet walk,

@@ -6,6 +6,7 @@
 
 mod bench_load;
 mod fixtures;
+mod mutants;
 mod trace;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ tasks:
                          capture (or with the given arguments, e.g. -i eth0)
   test                   set up, then check formatting, lints and run every test
   fixtures               regenerate the capture files in tests/fixtures/
+  mutants [ARGS...]      cargo-mutants on the verdict code (.cargo/mutants.toml),
+                         against the unprivileged tests; ARGS go to cargo mutants
+                         (e.g. -F Opening, --iterate)
   bench-load [OPTIONS]   as root: replay generated captures across a veth pair
                          and run a connection storm, with no monitor and with
                          each capture backend; print rates, CPU, RSS, drops
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("demo") => demo(&rest),
         Some("bench-load") => bench_load::main(&rest),
+        Some("mutants") => mutants::main(&rest),
         Some("test") => {
             no_args("test", &rest)?;
             test()

@@ -1,0 +1,129 @@
+//! `cargo xtask mutants`: cargo-mutants on the code that decides verdicts
+//! (the set and the test sets are in `.cargo/mutants.toml`).
+//!
+//! Every mutant of the shared crate rebuilds `tcpeek`, whose build script
+//! would rebuild the eBPF object each time: it is built once here and
+//! handed to the build script as a prebuilt object (`TCPEEK_EBPF_OBJECT`);
+//! the unprivileged test sets never load it.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use crate::{cargo, workspace_root};
+
+/// The cargo-mutants release the exclusions were written against.
+const CARGO_MUTANTS: &str = "27.1.0";
+
+pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
+    let cargo = cargo();
+    let root = workspace_root()?;
+    let have = Command::new(&cargo)
+        .args(["mutants", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        crate::run(
+            &cargo,
+            &[
+                "install",
+                "--locked",
+                "cargo-mutants",
+                "--version",
+                CARGO_MUTANTS,
+            ],
+        )?;
+    }
+    let object = ebpf_object(&cargo)?;
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = jobs.to_string();
+    let mut failed = Vec::new();
+    for run in RUNS {
+        let output = format!("mutants.out.{}", run.package);
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["mutants", "--jobs", &jobs, "--output", &output])
+            .args(["--test-package", run.package, "--re", run.mutants])
+            .args(run.test_args.iter().flat_map(|a| ["--cargo-test-arg", a]))
+            .args(args)
+            .env("TCPEEK_EBPF_OBJECT", &object)
+            .current_dir(&root);
+        eprintln!("xtask: mutants of {}, tested by {}", run.package, run.tests);
+        let status = cmd.status().context("running cargo mutants")?;
+        // cargo-mutants exits 2 when mutants were missed, 3 on timeouts,
+        // and prints its summary line either way.
+        if !status.success() {
+            failed.push(format!("{}: {status}, see {output}/missed.txt", run.package));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("cargo mutants: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// One cargo-mutants run: the mutants of one crate against its tests.
+struct Run {
+    package: &'static str,
+    /// Regular expression on mutant names (which start with the file).
+    mutants: &'static str,
+    test_args: &'static [&'static str],
+    tests: &'static str,
+}
+
+const RUNS: [Run; 2] = [
+    Run {
+        package: "tcpeek-common",
+        mutants: "^tcpeek-common/",
+        test_args: &["--lib"],
+        tests: "its unit tests",
+    },
+    Run {
+        package: "tcpeek",
+        mutants: "^tcpeek/",
+        test_args: &["--lib", "--test", "fixtures"],
+        tests: "its unit tests and file mode on the fixtures",
+    },
+];
+
+/// Builds tcpeek (and with it the eBPF object) and copies the object out
+/// of the build script's output directory.
+fn ebpf_object(cargo: &str) -> anyhow::Result<std::path::PathBuf> {
+    let root = workspace_root()?;
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--package",
+            "tcpeek",
+            "--lib",
+            "--message-format=json",
+        ])
+        .current_dir(&root)
+        .output()
+        .context("building tcpeek")?;
+    if !out.status.success() {
+        bail!(
+            "building tcpeek failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out_dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "build-script-executed")
+        .filter(|m| {
+            m["package_id"]
+                .as_str()
+                .is_some_and(|id| id.contains("/tcpeek#") || id.contains("tcpeek@"))
+        })
+        .filter_map(|m| m["out_dir"].as_str().map(str::to_string))
+        .next_back()
+        .context("cargo reported no build script output for tcpeek")?;
+    let built = std::path::Path::new(&out_dir).join("tcpeek-ebpf");
+    let dir = root.join("target").join("mutants");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let copy = dir.join("tcpeek-ebpf.o");
+    std::fs::copy(&built, &copy)
+        .with_context(|| format!("copying {} to {}", built.display(), copy.display()))?;
+    Ok(copy)
+}
