@@ -1,6 +1,6 @@
 //! Helpers shared by tcpeek's tests, benchmarks and xtask: how a test says
 //! it was skipped, network namespaces for the privileged tier, and the
-//! capture file writers ([`pcap`]).
+//! capture file writers and a classic pcap reader ([`pcap`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,

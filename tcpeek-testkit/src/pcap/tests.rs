@@ -215,3 +215,127 @@ fn a_new_section_describes_its_interfaces_afresh() {
     let orders: Vec<bool> = cap.sections.iter().map(|s| s.big_endian).collect();
     assert_eq!(orders, [false, true]);
 }
+
+// --- the classic reader ---------------------------------------------------
+
+#[test]
+fn read_classic_gives_back_what_the_writer_wrote_in_every_order_and_resolution() {
+    let long = [7u8; 100];
+    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
+        for resolution in [Resolution::Micro, Resolution::Nano] {
+            let header = PcapHeader {
+                snaplen: 64,
+                resolution,
+                byte_order,
+                // Reserved bits and the FCS flag come back as written.
+                ..PcapHeader::new(0x4400_0001)
+            };
+            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &long)]);
+            let file = ClassicFile::parse(&bytes).unwrap();
+            let what = format!("{byte_order:?} {resolution:?}");
+            assert_eq!(file.header, header, "{what}");
+            let first_ns = match resolution {
+                Resolution::Micro => 5_000_001_000,
+                Resolution::Nano => 5_000_001_234,
+            };
+            assert_eq!(
+                file.records,
+                [
+                    Record {
+                        ts_ns: first_ns,
+                        data: FRAME.to_vec(),
+                        origlen: 6,
+                    },
+                    // Cut to the snapshot length, keeping the original length.
+                    Record {
+                        ts_ns: 6_000_000_000,
+                        data: long[..64].to_vec(),
+                        origlen: 100,
+                    },
+                ],
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn read_classic_takes_a_fraction_past_a_second_as_it_stands() {
+    let mut w = PcapWriter::new(Vec::new(), PcapHeader::new(1)).unwrap();
+    w.record_at(7, 2_000_000, &FRAME).unwrap();
+    let file = ClassicFile::parse(&w.into_inner()).unwrap();
+    assert_eq!(file.records[0].ts_ns, 9 * NS_PER_S);
+}
+
+#[test]
+fn read_classic_reads_a_file_with_no_records() {
+    let file = ClassicFile::parse(&classic(PcapHeader::new(LINKTYPE_ETHERNET), &[])).unwrap();
+    assert_eq!(file.header, PcapHeader::new(LINKTYPE_ETHERNET));
+    assert!(file.records.is_empty());
+}
+
+#[test]
+fn read_classic_reads_by_path_and_names_the_file_in_errors() {
+    let dir = crate::TempDir::new("read-classic");
+    let path = dir.path("two.pcap");
+    let bytes = classic(PcapHeader::new(101), &[(1, &FRAME), (2, &FRAME)]);
+    std::fs::write(&path, &bytes).unwrap();
+    let file = read_classic(&path).unwrap();
+    assert_eq!((file.header.linktype, file.records.len()), (101, 2));
+
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let err = read_classic(&path).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
+    let missing = dir.path("missing.pcap");
+    let err = read_classic(&missing).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing.pcap"), "{err}");
+}
+
+#[test]
+fn read_classic_refuses_other_magics_naming_the_bytes() {
+    let pcapng = PcapngWriter::new(ByteOrder::Little).into_bytes();
+    // The "modified" format: its records are 8 bytes longer.
+    let mut modified = classic(PcapHeader::new(1), &[(0, &FRAME)]);
+    modified[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    for (bytes, starts) in [
+        (&pcapng[..], "0a 0d 0d 0a"),
+        (&modified[..], "34 cd b2 a1"),
+        (&[0xde; 24][..], "de de de de"),
+    ] {
+        let err = ClassicFile::parse(bytes).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = err.to_string();
+        assert!(err.contains("not a classic pcap file"), "{err}");
+        assert!(err.contains(&format!("starts {starts},")), "{err}");
+        assert!(
+            err.contains("a1b2c3d4") && err.contains("a1b23c4d"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn read_classic_says_where_a_file_is_cut_short() {
+    let bytes = classic(PcapHeader::new(1), &[(0, &FRAME), (1, &FRAME)]);
+    // 24-byte file header, then records of 16 + 6 bytes.
+    let second = 24 + 16 + FRAME.len();
+    for (cut, says) in [
+        (
+            10,
+            "the file header is cut short: 10 of 24 bytes".to_string(),
+        ),
+        (
+            second + 9,
+            format!("record 1 (at byte {second}) is cut short"),
+        ),
+        (
+            bytes.len() - 2,
+            format!("record 1 (at byte {second}) is cut short: 2 more bytes were due"),
+        ),
+    ] {
+        let err = ClassicFile::parse(&bytes[..cut]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
+        assert!(err.to_string().starts_with(&says), "cut at {cut}: {err}");
+    }
+}
