@@ -29,6 +29,7 @@ use tcpeek::engine::{Engine, EngineConfig};
 use tcpeek::filter::FilterSet;
 use tcpeek::local::{Local, Prefix};
 use tcpeek::output::SessionPrinter;
+use tcpeek_testkit::pcap::read_classic;
 
 const FIXTURES: [&str; 20] = [
     "success.pcap",
@@ -59,21 +60,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The frames of a classic little-endian microsecond pcap file (what
-/// `cargo xtask fixtures` writes): (ns since the epoch, bytes).
+/// The frames of a classic pcap fixture: (ns since the epoch, bytes).
 fn frames(name: &str) -> Vec<(u64, Vec<u8>)> {
-    let b = std::fs::read(fixture(name)).unwrap();
-    assert_eq!(&b[..4], &0xa1b2_c3d4u32.to_le_bytes(), "{name}: µs pcap");
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let ts = u64::from(u32_at(off)) * 1_000_000_000 + u64::from(u32_at(off + 4)) * 1_000;
-        let len = u32_at(off + 8) as usize;
-        out.push((ts, b[off + 16..off + 16 + len].to_vec()));
-        off += 16 + len;
-    }
-    out
+    let file = read_classic(&fixture(name)).unwrap_or_else(|e| panic!("{e}"));
+    file.records
+        .into_iter()
+        .map(|r| (r.ts_ns, r.data))
+        .collect()
 }
 
 /// A `Write` whose bytes the test reads afterwards.

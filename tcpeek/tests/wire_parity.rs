@@ -36,6 +36,7 @@ use tcpeek_common::{
     wire::ETH_HLEN,
     Event, DIR_UNKNOWN, FAMILY_V4, KIND_TCP,
 };
+use tcpeek_testkit::pcap::read_classic;
 
 const FIXTURES: [&str; 23] = [
     "success.pcap",
@@ -67,26 +68,16 @@ const FIXTURES: [&str; 23] = [
 const MUTANTS_ETHERNET: usize = 100_000;
 const MUTANTS_IP: usize = 30_000;
 
-/// The frames of a classic little-endian microsecond pcap file (what
-/// `cargo xtask fixtures` writes), with its link type. A frame cut by the
-/// capture's snapshot length is taken as it is: to the kernel it is a
-/// packet that short.
+/// The frames of a classic pcap fixture, with its link type. A frame cut
+/// by the capture's snapshot length is taken as it is: to the kernel it is
+/// a packet that short.
 fn frames(name: &str) -> (u32, Vec<Vec<u8>>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures")
         .join(name);
-    let b = std::fs::read(&path).unwrap();
-    assert_eq!(&b[..4], &0xa1b2_c3d4u32.to_le_bytes(), "{name}: µs pcap");
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let link = u32_at(20);
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let len = u32_at(off + 8) as usize;
-        out.push(b[off + 16..off + 16 + len].to_vec());
-        off += 16 + len;
-    }
-    (link, out)
+    let file = read_classic(&path).unwrap_or_else(|e| panic!("{e}"));
+    let frames = file.records.into_iter().map(|r| r.data).collect();
+    (file.header.linktype, frames)
 }
 
 /// The IP packet of an Ethernet or SLL2 frame, if it carries one untagged.
