@@ -408,6 +408,7 @@ fn exchange(tr: &mut Trace, t: u64, c: &Conn) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tcpeek_testkit::pcap::read_classic;
 
     #[test]
     fn client_endpoints_are_distinct() {
@@ -441,14 +442,12 @@ mod tests {
         let d = by("data");
         assert_eq!(d.packets, q.data * (3 + q.segments));
         // Data segments fill the veth's 1500-byte MTU exactly.
-        let bytes = std::fs::read(&d.path).unwrap();
-        let mut off = 24;
+        let file = read_classic(&d.path).unwrap();
         let mut full = 0;
-        while off + 16 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        for record in &file.records {
+            let len = record.data.len();
             assert!(len <= 1514, "frame of {len} bytes");
             full += usize::from(len == 1514);
-            off += 16 + len;
         }
         assert_eq!(full as u64, q.data * q.segments);
         let m = by("mixed");
