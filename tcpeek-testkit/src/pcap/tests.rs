@@ -7,6 +7,8 @@ use pcap_parser::{
 };
 
 const FRAME: [u8; 6] = [1, 2, 3, 4, 5, 6];
+/// Longer than [`two_records`]'s snapshot length.
+const LONG: [u8; 100] = [7; 100];
 
 fn classic(header: PcapHeader, records: &[(u64, &[u8])]) -> Vec<u8> {
     let mut w = PcapWriter::new(Vec::new(), header).unwrap();
@@ -14,6 +16,26 @@ fn classic(header: PcapHeader, records: &[(u64, &[u8])]) -> Vec<u8> {
         w.record(*ts_ns, frame).unwrap();
     }
     w.into_inner()
+}
+
+/// For each byte order and resolution, a header with snapshot length 64
+/// and `linktype`, and its file: [`FRAME`] at 5.000001234 s, then [`LONG`]
+/// at 6 s.
+fn two_records(linktype: u32) -> Vec<(PcapHeader, Vec<u8>)> {
+    let mut files = Vec::new();
+    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
+        for resolution in [Resolution::Micro, Resolution::Nano] {
+            let header = PcapHeader {
+                snaplen: 64,
+                resolution,
+                byte_order,
+                ..PcapHeader::new(linktype)
+            };
+            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &LONG)]);
+            files.push((header, bytes));
+        }
+    }
+    files
 }
 
 /// pcap-parser's header and records (its `PcapCapture` reads
@@ -55,42 +77,33 @@ fn classic_header_is_what_libpcap_writes() {
 
 #[test]
 fn classic_records_read_back_in_both_orders_and_resolutions() {
-    let long = [7u8; 100];
-    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
-        for resolution in [Resolution::Micro, Resolution::Nano] {
-            let header = PcapHeader {
-                snaplen: 64,
-                resolution,
-                byte_order,
-                ..PcapHeader::new(101)
-            };
-            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &long)]);
-            let (head, records) = parse_classic(&bytes);
-            let what = format!("{byte_order:?} {resolution:?}");
-            assert_eq!(head.is_bigendian(), byte_order == ByteOrder::Big, "{what}");
-            assert_eq!(
-                head.is_nanosecond_precision(),
-                resolution == Resolution::Nano,
-                "{what}"
-            );
-            assert_eq!((head.snaplen, head.network.0), (64, 101));
-            let [first, second] = &records[..] else {
-                panic!("{what}: {} records", records.len());
-            };
-            let frac = if resolution == Resolution::Nano {
-                1_234
-            } else {
-                1
-            };
-            assert_eq!((first.ts_sec, first.ts_usec), (5, frac), "{what}");
-            assert_eq!(
-                (first.caplen, first.origlen, first.data),
-                (6, 6, &FRAME[..])
-            );
-            // Cut to the snapshot length, keeping the original length.
-            assert_eq!((second.caplen, second.origlen), (64, 100), "{what}");
-            assert_eq!(second.data, &long[..64]);
-        }
+    for (header, bytes) in two_records(101) {
+        let (byte_order, resolution) = (header.byte_order, header.resolution);
+        let (head, records) = parse_classic(&bytes);
+        let what = format!("{byte_order:?} {resolution:?}");
+        assert_eq!(head.is_bigendian(), byte_order == ByteOrder::Big, "{what}");
+        assert_eq!(
+            head.is_nanosecond_precision(),
+            resolution == Resolution::Nano,
+            "{what}"
+        );
+        assert_eq!((head.snaplen, head.network.0), (64, 101));
+        let [first, second] = &records[..] else {
+            panic!("{what}: {} records", records.len());
+        };
+        let frac = if resolution == Resolution::Nano {
+            1_234
+        } else {
+            1
+        };
+        assert_eq!((first.ts_sec, first.ts_usec), (5, frac), "{what}");
+        assert_eq!(
+            (first.caplen, first.origlen, first.data),
+            (6, 6, &FRAME[..])
+        );
+        // Cut to the snapshot length, keeping the original length.
+        assert_eq!((second.caplen, second.origlen), (64, 100), "{what}");
+        assert_eq!(second.data, &LONG[..64]);
     }
 }
 
@@ -220,42 +233,33 @@ fn a_new_section_describes_its_interfaces_afresh() {
 
 #[test]
 fn read_classic_gives_back_what_the_writer_wrote_in_every_order_and_resolution() {
-    let long = [7u8; 100];
-    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
-        for resolution in [Resolution::Micro, Resolution::Nano] {
-            let header = PcapHeader {
-                snaplen: 64,
-                resolution,
-                byte_order,
-                // Reserved bits and the FCS flag come back as written.
-                ..PcapHeader::new(0x4400_0001)
-            };
-            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &long)]);
-            let file = ClassicFile::parse(&bytes).unwrap();
-            let what = format!("{byte_order:?} {resolution:?}");
-            assert_eq!(file.header, header, "{what}");
-            let first_ns = match resolution {
-                Resolution::Micro => 5_000_001_000,
-                Resolution::Nano => 5_000_001_234,
-            };
-            assert_eq!(
-                file.records,
-                [
-                    Record {
-                        ts_ns: first_ns,
-                        data: FRAME.to_vec(),
-                        origlen: 6,
-                    },
-                    // Cut to the snapshot length, keeping the original length.
-                    Record {
-                        ts_ns: 6_000_000_000,
-                        data: long[..64].to_vec(),
-                        origlen: 100,
-                    },
-                ],
-                "{what}"
-            );
-        }
+    // Reserved bits and the FCS flag come back as written.
+    for (header, bytes) in two_records(0x4400_0001) {
+        let (byte_order, resolution) = (header.byte_order, header.resolution);
+        let file = ClassicFile::parse(&bytes).unwrap();
+        let what = format!("{byte_order:?} {resolution:?}");
+        assert_eq!(file.header, header, "{what}");
+        let first_ns = match resolution {
+            Resolution::Micro => 5_000_001_000,
+            Resolution::Nano => 5_000_001_234,
+        };
+        assert_eq!(
+            file.records,
+            [
+                Record {
+                    ts_ns: first_ns,
+                    data: FRAME.to_vec(),
+                    origlen: 6,
+                },
+                // Cut to the snapshot length, keeping the original length.
+                Record {
+                    ts_ns: 6_000_000_000,
+                    data: LONG[..64].to_vec(),
+                    origlen: 100,
+                },
+            ],
+            "{what}"
+        );
     }
 }
 
