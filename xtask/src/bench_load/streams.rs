@@ -352,7 +352,8 @@ fn mixed(dir: &Path, n: u64) -> anyhow::Result<Stream> {
             }
             _ => {
                 tr.handshake(t, &c, RTT);
-                exchange(&mut tr, t + RTT + ACK_AFTER, &c);
+                // A 300-byte request and its 1200-byte response.
+                tr.request_and_response(t + RTT + ACK_AFTER + 5_000, &c, RTT, 300, 1_200);
                 e.success += 1;
                 events += 3;
             }
@@ -375,34 +376,6 @@ fn mixed(dir: &Path, n: u64) -> anyhow::Result<Stream> {
         monitor_args: Vec::new(),
         only_modes: None,
     })
-}
-
-/// A 300-byte request and its 1200-byte response after a handshake.
-fn exchange(tr: &mut Trace, t: u64, c: &Conn) {
-    let (cseq, sseq) = (c.cisn.wrapping_add(1), c.sisn.wrapping_add(1));
-    let (cp, sp) = (c.cport, c.sport);
-    tr.tcp(
-        t + 5_000,
-        c.client,
-        c.server,
-        (cp, sp),
-        cseq,
-        sseq,
-        PSH_ACK,
-        &[b'q'; 300],
-        &[],
-    );
-    tr.tcp(
-        t + 5_000 + RTT,
-        c.server,
-        c.client,
-        (sp, cp),
-        sseq,
-        cseq.wrapping_add(300),
-        PSH_ACK,
-        &[b'r'; 1200],
-        &[],
-    );
 }
 
 #[cfg(test)]
