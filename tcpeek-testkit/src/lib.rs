@@ -1,6 +1,7 @@
 //! Helpers shared by tcpeek's tests, benchmarks and xtask: how a test says
-//! it was skipped, network namespaces for the privileged tier, and the
-//! capture file writers ([`pcap`]).
+//! it was skipped, network namespaces for the privileged tier, the
+//! capture file writers and a classic pcap reader ([`pcap`]), and where the
+//! generated fixtures are ([`fixtures`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,
@@ -38,6 +39,7 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+pub mod fixtures;
 mod netns;
 pub mod pcap;
 

@@ -1,6 +1,8 @@
 //! Capture files written for tests, benchmarks and fixtures: classic pcap
 //! ([`PcapWriter`]) and pcapng ([`PcapngWriter`]), in one place, so that
-//! every file the suite builds is laid out by the same code.
+//! every file the suite builds is laid out by the same code; and classic
+//! files read back ([`read_classic`]), so that no test carries a reader of
+//! its own.
 //!
 //! Classic pcap (pcap-savefile(5), draft-ietf-opsawg-pcap): a 24-byte file
 //! header (magic, version 2.4, thiszone, sigfigs, snapshot length, link
@@ -414,6 +416,10 @@ impl PcapngWriter {
 fn block_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or_else(|_| panic!("{n} bytes do not fit a pcapng block"))
 }
+
+mod read;
+
+pub use read::{read_classic, ClassicFile, Record};
 
 #[cfg(test)]
 mod tests;

@@ -20,8 +20,6 @@
 //!
 //! Needs root; without it the test prints why it is skipped.
 
-use std::path::PathBuf;
-
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp},
@@ -36,57 +34,20 @@ use tcpeek_common::{
     wire::ETH_HLEN,
     Event, DIR_UNKNOWN, FAMILY_V4, KIND_TCP,
 };
-
-const FIXTURES: [&str; 23] = [
-    "success.pcap",
-    "success6.pcap",
-    "reject.pcap",
-    "bogus_rst.pcap",
-    "timeout.pcap",
-    "dupsyn.pcap",
-    "dupsynack.pcap",
-    "unreach.pcap",
-    "icmp_retry.pcap",
-    "simultaneous.pcap",
-    "tfo.pcap",
-    "vlan.pcap",
-    "mixed.pcap",
-    "quiet.pcap",
-    "damaged_time.pcap",
-    "new_isn.pcap",
-    "tfo_data.pcap",
-    "listener_icmp.pcap",
-    "port_reuse.pcap",
-    "client_abort.pcap",
-    "reordered.pcap",
-    "snaplen.pcap",
-    "sll2.pcap",
-];
+use tcpeek_testkit::fixtures::{self, CLASSIC};
+use tcpeek_testkit::pcap::read_classic;
 
 /// Mutations per framing: Ethernet, then raw IP.
 const MUTANTS_ETHERNET: usize = 100_000;
 const MUTANTS_IP: usize = 30_000;
 
-/// The frames of a classic little-endian microsecond pcap file (what
-/// `cargo xtask fixtures` writes), with its link type. A frame cut by the
-/// capture's snapshot length is taken as it is: to the kernel it is a
-/// packet that short.
+/// The frames of a classic pcap fixture, with its link type. A frame cut
+/// by the capture's snapshot length is taken as it is: to the kernel it is
+/// a packet that short.
 fn frames(name: &str) -> (u32, Vec<Vec<u8>>) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name);
-    let b = std::fs::read(&path).unwrap();
-    assert_eq!(&b[..4], &0xa1b2_c3d4u32.to_le_bytes(), "{name}: µs pcap");
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let link = u32_at(20);
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let len = u32_at(off + 8) as usize;
-        out.push(b[off + 16..off + 16 + len].to_vec());
-        off += 16 + len;
-    }
-    (link, out)
+    let file = read_classic(&fixtures::path(name)).unwrap_or_else(|e| panic!("{e}"));
+    let frames = file.records.into_iter().map(|r| r.data).collect();
+    (file.header.linktype, frames)
 }
 
 /// The IP packet of an Ethernet or SLL2 frame, if it carries one untagged.
@@ -492,7 +453,7 @@ fn host_decoder_and_kernel_classifier_agree_on_every_frame() {
     }
     let mut ethernet = edge_frames();
     let mut ip = Vec::new();
-    for name in FIXTURES {
+    for name in CLASSIC {
         let (link, frames) = frames(name);
         for f in frames {
             ip.extend(ip_of(link, &f));

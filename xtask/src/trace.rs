@@ -371,12 +371,18 @@ impl Trace {
         self.ack(t + rtt + 40_000, c);
     }
 
-    /// A request, a response and a FIN exchange after a handshake at `t`.
-    pub(crate) fn exchange_and_close(&mut self, t: u64, c: &Conn, rtt: u64) {
-        let (req, resp) = (120usize, 1_200usize);
+    /// The first data after a handshake: a `req`-byte request from the
+    /// client at `t`, and the server's `resp`-byte response `rtt` later.
+    pub(crate) fn request_and_response(
+        &mut self,
+        t: u64,
+        c: &Conn,
+        rtt: u64,
+        req: usize,
+        resp: usize,
+    ) {
         let cseq = c.cisn.wrapping_add(1);
         let sseq = c.sisn.wrapping_add(1);
-        let t = t + rtt + 100_000;
         let (cp, sp) = (c.cport, c.sport);
         self.tcp(
             t,
@@ -389,21 +395,28 @@ impl Trace {
             &vec![b'q'; req],
             &[],
         );
-        let cseq = cseq.wrapping_add(req as u32);
-        let t = t + rtt;
         self.tcp(
-            t,
+            t + rtt,
             c.server,
             c.client,
             (sp, cp),
             sseq,
-            cseq,
+            cseq.wrapping_add(req as u32),
             PSH_ACK,
             &vec![b'r'; resp],
             &[],
         );
-        let sseq = sseq.wrapping_add(resp as u32);
-        let t = t + 200_000;
+    }
+
+    /// A request, a response and a FIN exchange after a handshake at `t`.
+    pub(crate) fn exchange_and_close(&mut self, t: u64, c: &Conn, rtt: u64) {
+        let (req, resp) = (120usize, 1_200usize);
+        let t = t + rtt + 100_000;
+        self.request_and_response(t, c, rtt, req, resp);
+        let cseq = c.cisn.wrapping_add(1 + req as u32);
+        let sseq = c.sisn.wrapping_add(1 + resp as u32);
+        let (cp, sp) = (c.cport, c.sport);
+        let t = t + rtt + 200_000;
         self.tcp(
             t,
             c.client,

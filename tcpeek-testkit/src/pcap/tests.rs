@@ -7,6 +7,8 @@ use pcap_parser::{
 };
 
 const FRAME: [u8; 6] = [1, 2, 3, 4, 5, 6];
+/// Longer than [`two_records`]'s snapshot length.
+const LONG: [u8; 100] = [7; 100];
 
 fn classic(header: PcapHeader, records: &[(u64, &[u8])]) -> Vec<u8> {
     let mut w = PcapWriter::new(Vec::new(), header).unwrap();
@@ -14,6 +16,26 @@ fn classic(header: PcapHeader, records: &[(u64, &[u8])]) -> Vec<u8> {
         w.record(*ts_ns, frame).unwrap();
     }
     w.into_inner()
+}
+
+/// For each byte order and resolution, a header with snapshot length 64
+/// and `linktype`, and its file: [`FRAME`] at 5.000001234 s, then [`LONG`]
+/// at 6 s.
+fn two_records(linktype: u32) -> Vec<(PcapHeader, Vec<u8>)> {
+    let mut files = Vec::new();
+    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
+        for resolution in [Resolution::Micro, Resolution::Nano] {
+            let header = PcapHeader {
+                snaplen: 64,
+                resolution,
+                byte_order,
+                ..PcapHeader::new(linktype)
+            };
+            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &LONG)]);
+            files.push((header, bytes));
+        }
+    }
+    files
 }
 
 /// pcap-parser's header and records (its `PcapCapture` reads
@@ -55,42 +77,33 @@ fn classic_header_is_what_libpcap_writes() {
 
 #[test]
 fn classic_records_read_back_in_both_orders_and_resolutions() {
-    let long = [7u8; 100];
-    for byte_order in [ByteOrder::Little, ByteOrder::Big] {
-        for resolution in [Resolution::Micro, Resolution::Nano] {
-            let header = PcapHeader {
-                snaplen: 64,
-                resolution,
-                byte_order,
-                ..PcapHeader::new(101)
-            };
-            let bytes = classic(header, &[(5_000_001_234, &FRAME), (6_000_000_000, &long)]);
-            let (head, records) = parse_classic(&bytes);
-            let what = format!("{byte_order:?} {resolution:?}");
-            assert_eq!(head.is_bigendian(), byte_order == ByteOrder::Big, "{what}");
-            assert_eq!(
-                head.is_nanosecond_precision(),
-                resolution == Resolution::Nano,
-                "{what}"
-            );
-            assert_eq!((head.snaplen, head.network.0), (64, 101));
-            let [first, second] = &records[..] else {
-                panic!("{what}: {} records", records.len());
-            };
-            let frac = if resolution == Resolution::Nano {
-                1_234
-            } else {
-                1
-            };
-            assert_eq!((first.ts_sec, first.ts_usec), (5, frac), "{what}");
-            assert_eq!(
-                (first.caplen, first.origlen, first.data),
-                (6, 6, &FRAME[..])
-            );
-            // Cut to the snapshot length, keeping the original length.
-            assert_eq!((second.caplen, second.origlen), (64, 100), "{what}");
-            assert_eq!(second.data, &long[..64]);
-        }
+    for (header, bytes) in two_records(101) {
+        let (byte_order, resolution) = (header.byte_order, header.resolution);
+        let (head, records) = parse_classic(&bytes);
+        let what = format!("{byte_order:?} {resolution:?}");
+        assert_eq!(head.is_bigendian(), byte_order == ByteOrder::Big, "{what}");
+        assert_eq!(
+            head.is_nanosecond_precision(),
+            resolution == Resolution::Nano,
+            "{what}"
+        );
+        assert_eq!((head.snaplen, head.network.0), (64, 101));
+        let [first, second] = &records[..] else {
+            panic!("{what}: {} records", records.len());
+        };
+        let frac = if resolution == Resolution::Nano {
+            1_234
+        } else {
+            1
+        };
+        assert_eq!((first.ts_sec, first.ts_usec), (5, frac), "{what}");
+        assert_eq!(
+            (first.caplen, first.origlen, first.data),
+            (6, 6, &FRAME[..])
+        );
+        // Cut to the snapshot length, keeping the original length.
+        assert_eq!((second.caplen, second.origlen), (64, 100), "{what}");
+        assert_eq!(second.data, &LONG[..64]);
     }
 }
 
@@ -214,4 +227,119 @@ fn a_new_section_describes_its_interfaces_afresh() {
     let cap = PcapNGCapture::from_file(&bytes).unwrap();
     let orders: Vec<bool> = cap.sections.iter().map(|s| s.big_endian).collect();
     assert_eq!(orders, [false, true]);
+}
+
+// --- the classic reader ---------------------------------------------------
+
+#[test]
+fn read_classic_gives_back_what_the_writer_wrote_in_every_order_and_resolution() {
+    // Reserved bits and the FCS flag come back as written.
+    for (header, bytes) in two_records(0x4400_0001) {
+        let (byte_order, resolution) = (header.byte_order, header.resolution);
+        let file = ClassicFile::parse(&bytes).unwrap();
+        let what = format!("{byte_order:?} {resolution:?}");
+        assert_eq!(file.header, header, "{what}");
+        let first_ns = match resolution {
+            Resolution::Micro => 5_000_001_000,
+            Resolution::Nano => 5_000_001_234,
+        };
+        assert_eq!(
+            file.records,
+            [
+                Record {
+                    ts_ns: first_ns,
+                    data: FRAME.to_vec(),
+                    origlen: 6,
+                },
+                // Cut to the snapshot length, keeping the original length.
+                Record {
+                    ts_ns: 6_000_000_000,
+                    data: LONG[..64].to_vec(),
+                    origlen: 100,
+                },
+            ],
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn read_classic_takes_a_fraction_past_a_second_as_it_stands() {
+    let mut w = PcapWriter::new(Vec::new(), PcapHeader::new(1)).unwrap();
+    w.record_at(7, 2_000_000, &FRAME).unwrap();
+    let file = ClassicFile::parse(&w.into_inner()).unwrap();
+    assert_eq!(file.records[0].ts_ns, 9 * NS_PER_S);
+}
+
+#[test]
+fn read_classic_reads_a_file_with_no_records() {
+    let file = ClassicFile::parse(&classic(PcapHeader::new(LINKTYPE_ETHERNET), &[])).unwrap();
+    assert_eq!(file.header, PcapHeader::new(LINKTYPE_ETHERNET));
+    assert!(file.records.is_empty());
+}
+
+#[test]
+fn read_classic_reads_by_path_and_names_the_file_in_errors() {
+    let dir = crate::TempDir::new("read-classic");
+    let path = dir.path("two.pcap");
+    let bytes = classic(PcapHeader::new(101), &[(1, &FRAME), (2, &FRAME)]);
+    std::fs::write(&path, &bytes).unwrap();
+    let file = read_classic(&path).unwrap();
+    assert_eq!((file.header.linktype, file.records.len()), (101, 2));
+
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let err = read_classic(&path).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
+    let missing = dir.path("missing.pcap");
+    let err = read_classic(&missing).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing.pcap"), "{err}");
+}
+
+#[test]
+fn read_classic_refuses_other_magics_naming_the_bytes() {
+    let pcapng = PcapngWriter::new(ByteOrder::Little).into_bytes();
+    // The "modified" format: its records are 8 bytes longer.
+    let mut modified = classic(PcapHeader::new(1), &[(0, &FRAME)]);
+    modified[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    for (bytes, starts) in [
+        (&pcapng[..], "0a 0d 0d 0a"),
+        (&modified[..], "34 cd b2 a1"),
+        (&[0xde; 24][..], "de de de de"),
+    ] {
+        let err = ClassicFile::parse(bytes).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = err.to_string();
+        assert!(err.contains("not a classic pcap file"), "{err}");
+        assert!(err.contains(&format!("starts {starts},")), "{err}");
+        assert!(
+            err.contains("a1b2c3d4") && err.contains("a1b23c4d"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn read_classic_says_where_a_file_is_cut_short() {
+    let bytes = classic(PcapHeader::new(1), &[(0, &FRAME), (1, &FRAME)]);
+    // 24-byte file header, then records of 16 + 6 bytes.
+    let second = 24 + 16 + FRAME.len();
+    for (cut, says) in [
+        (
+            10,
+            "the file header is cut short: 10 of 24 bytes".to_string(),
+        ),
+        (
+            second + 9,
+            format!("record 1 (at byte {second}) is cut short"),
+        ),
+        (
+            bytes.len() - 2,
+            format!("record 1 (at byte {second}) is cut short: 2 more bytes were due"),
+        ),
+    ] {
+        let err = ClassicFile::parse(&bytes[..cut]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
+        assert!(err.to_string().starts_with(&says), "cut at {cut}: {err}");
+    }
 }

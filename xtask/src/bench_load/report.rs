@@ -36,6 +36,34 @@ fn fmt3(s: Option<(f64, f64, f64)>, scale: f64, prec: usize) -> String {
     }
 }
 
+/// A mode's median rate as a percentage of `none`, the median rate with
+/// no monitor.
+fn percent_of_none(rate: Option<(f64, f64, f64)>, none: Option<f64>) -> String {
+    match (rate, none) {
+        (Some((_, m, _)), Some(n)) if n > 0.0 => format!("{:.1}%", 100.0 * m / n),
+        _ => "-".into(),
+    }
+}
+
+/// A peak resident set size in KiB, in MiB.
+fn megabytes(kib: Option<u64>) -> String {
+    kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+/// The median of a spread, to three decimals.
+fn median3(s: Option<(f64, f64, f64)>) -> String {
+    s.map_or("-".into(), |(_, m, _)| format!("{m:.3}"))
+}
+
+/// The drops column: nothing to count where no run had a monitor.
+fn drops_cell(monitored: bool, drops: u64) -> String {
+    if monitored {
+        drops.to_string()
+    } else {
+        "-".into()
+    }
+}
+
 /// The table of one replay stream. `none_rate` is the median rate of the
 /// same capture with no monitor, `none_machine` its median machine ns per
 /// packet (the `+machine` column: what the monitor adds to the host).
@@ -74,10 +102,7 @@ pub fn stream_table(
             continue;
         }
         let rate = spread(rs.iter().map(|r| r.replay.pps).collect());
-        let pct = match (rate, none_rate) {
-            (Some((_, m, _)), Some(n)) if n > 0.0 => format!("{:.1}%", 100.0 * m / n),
-            _ => "-".into(),
-        };
+        let pct = percent_of_none(rate, none_rate);
         let mon: Vec<_> = rs
             .iter()
             .filter_map(|r| r.monitor.as_ref().map(|m| (r, m)))
@@ -92,11 +117,7 @@ pub fn stream_table(
                 .map(|r| r.machine_ns as f64 / r.packets.max(1) as f64)
                 .collect(),
         );
-        let hwm = mon
-            .iter()
-            .map(|(_, m)| m.hwm_kb)
-            .max()
-            .map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let hwm = megabytes(mon.iter().map(|(_, m)| m.hwm_kb).max());
         let ctxt = per(&|r, m| {
             let (v, i) = ctxt_total(&m.ctxt);
             (v + i) as f64 / r.events.max(1) as f64
@@ -120,12 +141,8 @@ pub fn stream_table(
             fmt3(machine, 1.0, 0),
             added,
             hwm,
-            ctxt.map_or("-".into(), |(_, m, _)| format!("{m:.3}")),
-            if mon.is_empty() {
-                "-".into()
-            } else {
-                drops.to_string()
-            },
+            median3(ctxt),
+            drops_cell(!mon.is_empty(), drops),
         );
     }
 }
@@ -159,10 +176,7 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
             continue;
         }
         let rate = spread(rs.iter().map(|r| r.rate()).collect());
-        let pct = match (rate, none) {
-            (Some((_, m, _)), Some(n)) if n > 0.0 => format!("{:.1}%", 100.0 * m / n),
-            _ => "-".into(),
-        };
+        let pct = percent_of_none(rate, none);
         let mon: Vec<_> = rs
             .iter()
             .filter_map(|r| r.monitor.as_ref().map(|m| (r, m)))
@@ -177,11 +191,7 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
                 .map(|r| r.machine_ns as f64 / r.in_window.max(1) as f64)
                 .collect(),
         );
-        let hwm = mon
-            .iter()
-            .map(|(_, m)| m.1)
-            .max()
-            .map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let hwm = megabytes(mon.iter().map(|(_, m)| m.1).max());
         let ctxt = spread(
             mon.iter()
                 .map(|(r, m)| (m.3 .0 + m.3 .1) as f64 / r.conns().max(1) as f64)
@@ -197,24 +207,38 @@ pub fn storm_table(runs: &[StormRun], modes: &[String]) {
             fmt3(ns_conn, 1.0, 0),
             fmt3(machine, 1.0, 0),
             hwm,
-            ctxt.map_or("-".into(), |(_, m, _)| format!("{m:.3}")),
-            if mon.is_empty() {
-                "-".into()
-            } else {
-                drops.to_string()
-            },
+            median3(ctxt),
+            drops_cell(!mon.is_empty(), drops),
         );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::{drops_cell, median3, megabytes, percent_of_none, spread};
 
     #[test]
     fn spread_of_odd_and_even_counts() {
         assert_eq!(spread(vec![3.0, 1.0, 2.0]), Some((1.0, 2.0, 3.0)));
         assert_eq!(spread(vec![4.0, 1.0, 2.0, 3.0]), Some((1.0, 2.5, 4.0)));
         assert_eq!(spread(Vec::new()), None);
+    }
+
+    #[test]
+    fn cells_without_a_value_are_dashes() {
+        assert_eq!(
+            percent_of_none(Some((1.0, 50.0, 90.0)), Some(200.0)),
+            "25.0%"
+        );
+        assert_eq!(percent_of_none(Some((1.0, 50.0, 90.0)), Some(0.0)), "-");
+        assert_eq!(percent_of_none(None, Some(200.0)), "-");
+        assert_eq!(megabytes(Some(1536)), "1.5");
+        assert_eq!(megabytes(None), "-");
+        assert_eq!(median3(Some((0.0, 0.12345, 1.0))), "0.123");
+        assert_eq!(median3(None), "-");
+        assert_eq!(
+            (drops_cell(true, 0), drops_cell(false, 7)),
+            ("0".into(), "-".into())
+        );
     }
 }

@@ -352,7 +352,8 @@ fn mixed(dir: &Path, n: u64) -> anyhow::Result<Stream> {
             }
             _ => {
                 tr.handshake(t, &c, RTT);
-                exchange(&mut tr, t + RTT + ACK_AFTER, &c);
+                // A 300-byte request and its 1200-byte response.
+                tr.request_and_response(t + RTT + ACK_AFTER + 5_000, &c, RTT, 300, 1_200);
                 e.success += 1;
                 events += 3;
             }
@@ -377,37 +378,10 @@ fn mixed(dir: &Path, n: u64) -> anyhow::Result<Stream> {
     })
 }
 
-/// A 300-byte request and its 1200-byte response after a handshake.
-fn exchange(tr: &mut Trace, t: u64, c: &Conn) {
-    let (cseq, sseq) = (c.cisn.wrapping_add(1), c.sisn.wrapping_add(1));
-    let (cp, sp) = (c.cport, c.sport);
-    tr.tcp(
-        t + 5_000,
-        c.client,
-        c.server,
-        (cp, sp),
-        cseq,
-        sseq,
-        PSH_ACK,
-        &[b'q'; 300],
-        &[],
-    );
-    tr.tcp(
-        t + 5_000 + RTT,
-        c.server,
-        c.client,
-        (sp, cp),
-        sseq,
-        cseq.wrapping_add(300),
-        PSH_ACK,
-        &[b'r'; 1200],
-        &[],
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tcpeek_testkit::pcap::read_classic;
 
     #[test]
     fn client_endpoints_are_distinct() {
@@ -441,14 +415,12 @@ mod tests {
         let d = by("data");
         assert_eq!(d.packets, q.data * (3 + q.segments));
         // Data segments fill the veth's 1500-byte MTU exactly.
-        let bytes = std::fs::read(&d.path).unwrap();
-        let mut off = 24;
+        let file = read_classic(&d.path).unwrap();
         let mut full = 0;
-        while off + 16 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        for record in &file.records {
+            let len = record.data.len();
             assert!(len <= 1514, "frame of {len} bytes");
             full += usize::from(len == 1514);
-            off += 16 + len;
         }
         assert_eq!(full as u64, q.data * q.segments);
         let m = by("mixed");
