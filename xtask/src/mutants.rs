@@ -53,7 +53,10 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
         // cargo-mutants exits 2 when mutants were missed, 3 on timeouts,
         // and prints its summary line either way.
         if !status.success() {
-            failed.push(format!("{}: {status}, see {output}/missed.txt", run.package));
+            failed.push(format!(
+                "{}: {status}, see {output}/missed.txt",
+                run.package
+            ));
         }
     }
     if !failed.is_empty() {

@@ -290,11 +290,18 @@ mod link {
         // Fewer than 20 bytes are short on both sides, whatever the version.
         assert!(matches!(
             raw_ip(&Packet::new(&p[..19]), 19),
-            Err(Stop::Short { layer: Layer::Ip, needed: 20, .. })
+            Err(Stop::Short {
+                layer: Layer::Ip,
+                needed: 20,
+                ..
+            })
         ));
         let f = eth(ETHERTYPE_IPV4, &syn4());
         let pkt = Packet::new(&f);
-        assert!(matches!(walk(&pkt, crate::framing::ETHERNET, f.len()), Ok(Found::Tcp(_))));
+        assert!(matches!(
+            walk(&pkt, crate::framing::ETHERNET, f.len()),
+            Ok(Found::Tcp(_))
+        ));
     }
 
     #[test]
@@ -326,7 +333,11 @@ mod ipv4 {
         let f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_TCP, 60, &tcp(SYN, 20, 0)));
         assert!(matches!(
             walk_all(&f[..14 + 40], f.len()),
-            Err(Stop::Short { layer: Layer::Ipv4, needed: 60, .. })
+            Err(Stop::Short {
+                layer: Layer::Ipv4,
+                needed: 60,
+                ..
+            })
         ));
     }
 
@@ -369,7 +380,13 @@ mod ipv4 {
         p[2..4].copy_from_slice(&20u16.to_be_bytes());
         assert!(matches!(
             stop(&eth(ETHERTYPE_IPV4, &p)),
-            Stop::Truncated { layer: Layer::Tcp, .. } | Stop::Short { layer: Layer::Tcp, .. }
+            Stop::Truncated {
+                layer: Layer::Tcp,
+                ..
+            } | Stop::Short {
+                layer: Layer::Tcp,
+                ..
+            }
         ));
     }
 
@@ -414,7 +431,11 @@ mod ipv4 {
         for (hi, lo) in [(0x00, 0x01), (0x10, 0x00), (0x20, 0x80)] {
             p[6] = hi;
             p[7] = lo;
-            assert_eq!(stop(&eth(ETHERTYPE_IPV4, &p)), Stop::Ignored, "{hi:x} {lo:x}");
+            assert_eq!(
+                stop(&eth(ETHERTYPE_IPV4, &p)),
+                Stop::Ignored,
+                "{hi:x} {lo:x}"
+            );
         }
     }
 
@@ -426,7 +447,10 @@ mod ipv4 {
         ah.extend_from_slice(&tcp(SYN, 20, 2));
         let f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_AH, 20, &ah));
         let t = tcp_of(&f);
-        assert_eq!((t.ip.l4, t.ip.l4_len, t.payload_len()), (14 + 20 + 24, 22, 2));
+        assert_eq!(
+            (t.ip.l4, t.ip.l4_len, t.payload_len()),
+            (14 + 20 + 24, 22, 2)
+        );
         // Length 0 is shorter than AH itself.
         let mut bad = ah.clone();
         bad[1] = 0;
@@ -442,21 +466,35 @@ mod ipv4 {
         long[1] = 20;
         assert!(matches!(
             stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_AH, 20, &long))),
-            Stop::Truncated { layer: Layer::Ah, needed: 88, .. }
+            Stop::Truncated {
+                layer: Layer::Ah,
+                needed: 88,
+                ..
+            }
         ));
         // Cut by the capture.
         assert!(matches!(
             walk_all(&f[..14 + 20 + 20], f.len()),
-            Err(Stop::Short { layer: Layer::Ah, needed: 24, .. })
+            Err(Stop::Short {
+                layer: Layer::Ah,
+                needed: 24,
+                ..
+            })
         ));
     }
 
     #[test]
     fn other_protocols_are_ignored() {
-        assert_eq!(stop(&eth(ETHERTYPE_IPV4, &v4(17, 20, &[0; 8]))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV4, &v4(17, 20, &[0; 8]))),
+            Stop::Ignored
+        );
         // ICMPv6 inside IPv4 is not an error this walk reads.
         let q = icmp(ICMPV6_DEST_UNREACH, 4, &syn6());
-        assert_eq!(stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMPV6, 20, &q))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMPV6, 20, &q))),
+            Stop::Ignored
+        );
     }
 }
 
@@ -467,7 +505,10 @@ mod ipv6 {
     fn plain_segment() {
         let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_TCP, &tcp(SYN, 20, 5)));
         let t = tcp_of(&f);
-        assert_eq!((t.ip.l3, t.ip.header_len, t.ip.l4, t.ip.l4_len), (14, 40, 54, 25));
+        assert_eq!(
+            (t.ip.l3, t.ip.header_len, t.ip.l4, t.ip.l4_len),
+            (14, 40, 54, 25)
+        );
         assert!(t.ip.v6 && t.ip.complete && !t.ip.fragmented && !t.ip.routed);
         let ev = t.event(&Packet::new(&f), 2).unwrap();
         assert_eq!((ev.saddr, ev.daddr, ev.family), (SRC6, DST6, FAMILY_V6));
@@ -549,16 +590,27 @@ mod ipv6 {
     fn a_non_first_fragment_is_ignored() {
         let mut e = vec![IPPROTO_TCP, 0, 0, 0x08, 0, 0, 0, 1]; // offset 1
         e.extend_from_slice(&tcp(SYN, 20, 0));
-        assert_eq!(stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e))),
+            Stop::Ignored
+        );
         // Reserved bits alone do not make it non-first.
         e[3] = 0x06;
-        assert!(!tcp_of(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e))).ip.fragmented);
+        assert!(
+            !tcp_of(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e)))
+                .ip
+                .fragmented
+        );
     }
 
     fn chain_of(n: usize) -> Vec<u8> {
         let mut c = Vec::new();
         for i in 0..n {
-            c.extend_from_slice(&ext(if i + 1 == n { IPPROTO_TCP } else { IPPROTO_DSTOPTS }));
+            c.extend_from_slice(&ext(if i + 1 == n {
+                IPPROTO_TCP
+            } else {
+                IPPROTO_DSTOPTS
+            }));
         }
         c.extend_from_slice(&tcp(SYN, 20, 0));
         v6(if n == 0 { IPPROTO_TCP } else { IPPROTO_DSTOPTS }, &c)
@@ -577,7 +629,12 @@ mod ipv6 {
         let mut c = chain_of(MAX_IPV6_EXT);
         c[40 + 8 * (MAX_IPV6_EXT - 1)] = 17;
         assert_eq!(stop(&eth(ETHERTYPE_IPV6, &c)), Stop::Ignored);
-        for last in [IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_AH] {
+        for last in [
+            IPPROTO_HOPOPTS,
+            IPPROTO_ROUTING,
+            IPPROTO_FRAGMENT,
+            IPPROTO_AH,
+        ] {
             c[40 + 8 * (MAX_IPV6_EXT - 1)] = last;
             assert_eq!(
                 stop(&eth(ETHERTYPE_IPV6, &c)),
@@ -604,11 +661,22 @@ mod ipv6 {
         let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_DSTOPTS, &e));
         assert!(matches!(
             walk_all(&f[..14 + 40 + 10], f.len()),
-            Err(Stop::Short { layer: Layer::Ipv6Ext, needed: 16, .. })
+            Err(Stop::Short {
+                layer: Layer::Ipv6Ext,
+                needed: 16,
+                ..
+            })
         ));
         // The first two bytes themselves.
         let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_DSTOPTS, &[]));
-        assert!(matches!(stop(&f), Stop::Truncated { layer: Layer::Ipv6Ext, needed: 2, .. }));
+        assert!(matches!(
+            stop(&f),
+            Stop::Truncated {
+                layer: Layer::Ipv6Ext,
+                needed: 2,
+                ..
+            }
+        ));
     }
 }
 
@@ -619,11 +687,17 @@ mod transport {
     fn tcp_fields_and_event() {
         let f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_TCP, 20, &tcp(SYN | ACK, 24, 7)));
         let t = tcp_of(&f);
-        assert_eq!((t.doff, t.flags(), t.payload_len(), t.cut), (24, SYN | ACK, 7, false));
+        assert_eq!(
+            (t.doff, t.flags(), t.payload_len(), t.cut),
+            (24, SYN | ACK, 7, false)
+        );
         let ev = Found::Tcp(t).event(&Packet::new(&f), 1).unwrap();
         assert_eq!((ev.sport, ev.dport), (1234, 443));
         assert_eq!((ev.seq, ev.ack), (0x0102_0304, 0x0a0b_0c0d));
-        assert_eq!((ev.kind, ev.family, ev.payload_len), (KIND_TCP, FAMILY_V4, 7));
+        assert_eq!(
+            (ev.kind, ev.family, ev.payload_len),
+            (KIND_TCP, FAMILY_V4, 7)
+        );
         assert_eq!((&ev.saddr[..4], &ev.daddr[..4]), (&SRC4[..], &DST4[..]));
     }
 
@@ -698,9 +772,18 @@ mod transport {
         assert_eq!((u.icmp_type, u.icmp_code, u.flags), (3, 1, SYN));
         assert_eq!((u.quoted.l3, u.quoted.l4), (14 + 20 + 8, 14 + 20 + 8 + 20));
         let ev = Found::Unreachable(u).event(&Packet::new(&f), 1).unwrap();
-        assert_eq!((ev.kind, ev.icmp_type, ev.icmp_code), (KIND_ICMP_UNREACH, 3, 1));
-        assert_eq!((ev.sport, ev.dport, ev.seq, ev.ack), (1234, 443, 0x0102_0304, 0));
-        assert_eq!((ev.tcp_flags, ev.payload_len, ev.family), (SYN, 0, FAMILY_V4));
+        assert_eq!(
+            (ev.kind, ev.icmp_type, ev.icmp_code),
+            (KIND_ICMP_UNREACH, 3, 1)
+        );
+        assert_eq!(
+            (ev.sport, ev.dport, ev.seq, ev.ack),
+            (1234, 443, 0x0102_0304, 0)
+        );
+        assert_eq!(
+            (ev.tcp_flags, ev.payload_len, ev.family),
+            (SYN, 0, FAMILY_V4)
+        );
         assert_eq!(&ev.saddr[..4], &SRC4[..]);
     }
 
@@ -708,12 +791,21 @@ mod transport {
     fn icmp_quote_lengths() {
         let syn = syn4();
         // RFC 792's 8 bytes: no flags.
-        let f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..28])));
+        let f = eth(
+            ETHERTYPE_IPV4,
+            &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..28])),
+        );
         assert_eq!(unreach_of(&f).flags, 0);
-        let f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..34])));
+        let f = eth(
+            ETHERTYPE_IPV4,
+            &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..34])),
+        );
         assert_eq!(unreach_of(&f).flags, SYN);
         assert_eq!(
-            stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..27])))),
+            stop(&eth(
+                ETHERTYPE_IPV4,
+                &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..27]))
+            )),
             Stop::Truncated {
                 layer: Layer::QuotedTcp,
                 needed: 8,
@@ -721,15 +813,28 @@ mod transport {
             }
         );
         assert!(matches!(
-            stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..12])))),
-            Stop::Truncated { layer: Layer::QuotedIpv4, .. }
+            stop(&eth(
+                ETHERTYPE_IPV4,
+                &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..12]))
+            )),
+            Stop::Truncated {
+                layer: Layer::QuotedIpv4,
+                ..
+            }
         ));
         assert!(matches!(
             stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &[3, 3, 0, 0]))),
-            Stop::Truncated { layer: Layer::Icmp, needed: 8, available: 4 }
+            Stop::Truncated {
+                layer: Layer::Icmp,
+                needed: 8,
+                available: 4
+            }
         ));
         // The message ends at the IP length, whatever follows (padding).
-        let mut f = eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..30])));
+        let mut f = eth(
+            ETHERTYPE_IPV4,
+            &v4(IPPROTO_ICMP, 20, &icmp(3, 3, &syn[..30])),
+        );
         f.extend_from_slice(&[SYN; 8]);
         assert_eq!(unreach_of(&f).flags, 0);
     }
@@ -740,14 +845,24 @@ mod transport {
         for m in [
             icmp(11, 0, &syn),
             icmp(3, 3, &v4(17, 20, &[0; 8])),
-            icmp(3, 3, &v4(IPPROTO_AH, 20, &[IPPROTO_TCP, 4, 0, 0, 0, 0, 0, 0])),
+            icmp(
+                3,
+                3,
+                &v4(IPPROTO_AH, 20, &[IPPROTO_TCP, 4, 0, 0, 0, 0, 0, 0]),
+            ),
         ] {
-            assert_eq!(stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &m))), Stop::Ignored);
+            assert_eq!(
+                stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &m))),
+                Stop::Ignored
+            );
         }
         let mut frag = syn.clone();
         frag[7] = 1;
         let m = icmp(3, 3, &frag);
-        assert_eq!(stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &m))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV4, &v4(IPPROTO_ICMP, 20, &m))),
+            Stop::Ignored
+        );
         // A bad quoted header.
         let mut bad = syn.clone();
         bad[0] = 0x43;
@@ -771,12 +886,21 @@ mod transport {
         assert_eq!((u.icmp_type, u.icmp_code, u.flags), (1, 4, 0));
         assert_eq!(u.quoted.l4, 14 + 40 + 8 + 40 + 8);
         let ev = Found::Unreachable(u).event(&Packet::new(&f), 0).unwrap();
-        assert_eq!((ev.saddr, ev.family, ev.seq), (SRC6, FAMILY_V6, 0x0102_0304));
+        assert_eq!(
+            (ev.saddr, ev.family, ev.seq),
+            (SRC6, FAMILY_V6, 0x0102_0304)
+        );
         // Type 3 is not unreachable in ICMPv6; ICMP inside IPv6 is ignored.
         let m = icmp(3, 4, &q);
-        assert_eq!(stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))),
+            Stop::Ignored
+        );
         let m = icmp(3, 3, &syn4());
-        assert_eq!(stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMP, &m))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMP, &m))),
+            Stop::Ignored
+        );
         let mut bad = syn6();
         bad[0] = 0x50;
         let m = icmp(1, 4, &bad);
@@ -790,17 +914,27 @@ mod transport {
         let m = icmp(1, 4, &syn6()[..30]);
         assert!(matches!(
             stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))),
-            Stop::Truncated { layer: Layer::QuotedIpv6, needed: 40, .. }
+            Stop::Truncated {
+                layer: Layer::QuotedIpv6,
+                needed: 40,
+                ..
+            }
         ));
         let mut frag = v6(IPPROTO_FRAGMENT, &[]);
         frag.extend_from_slice(&[IPPROTO_TCP, 0, 0, 0x10, 0, 0, 0, 0]);
         frag.extend_from_slice(&tcp(SYN, 20, 0)[..8]);
         let m = icmp(1, 4, &frag);
-        assert_eq!(stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))),
+            Stop::Ignored
+        );
         let mut udp = syn6();
         udp[6] = 17;
         let m = icmp(1, 4, &udp);
-        assert_eq!(stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))), Stop::Ignored);
+        assert_eq!(
+            stop(&eth(ETHERTYPE_IPV6, &v6(IPPROTO_ICMPV6, &m))),
+            Stop::Ignored
+        );
     }
 }
 
@@ -826,23 +960,41 @@ fn names_and_messages_are_distinct() {
     ];
     let names: Vec<&str> = layers.iter().map(|l| l.name()).collect();
     for (i, n) in names.iter().enumerate() {
-        assert!(n.ends_with("header") || n.ends_with("packet") || n.ends_with("tag"), "{n}");
+        assert!(
+            n.ends_with("header") || n.ends_with("packet") || n.ends_with("tag"),
+            "{n}"
+        );
         assert!(!names[..i].contains(n), "{n} twice");
     }
     assert_eq!(Layer::Ipv4.name(), "IPv4 header");
     assert_eq!(Layer::QuotedTcp.name(), "quoted TCP header");
-    assert_eq!(Unsupported::VlanTags.what(), "frame with more than two VLAN tags");
+    assert_eq!(
+        Unsupported::VlanTags.what(),
+        "frame with more than two VLAN tags"
+    );
     assert_eq!(
         Unsupported::Ipv6Chain.what(),
         "chain of more than 6 IPv6 extension headers"
     );
     let msg = |m: Malformed| std::format!("{m}");
     assert_eq!(msg(Malformed::Version(5)), "IP version 5");
-    assert_eq!(msg(Malformed::HeaderLength(16)), "header length 16 is shorter than 20 bytes");
     assert_eq!(
-        msg(Malformed::TotalLength { total: 10, header: 20 }),
+        msg(Malformed::HeaderLength(16)),
+        "header length 16 is shorter than 20 bytes"
+    );
+    assert_eq!(
+        msg(Malformed::TotalLength {
+            total: 10,
+            header: 20
+        }),
         "total length 10 is shorter than the 20-byte header"
     );
-    assert_eq!(msg(Malformed::DataOffset(8)), "data offset 8 is shorter than the 20-byte header");
-    assert_eq!(msg(Malformed::AhLength), "payload length 0, shorter than its fixed fields");
+    assert_eq!(
+        msg(Malformed::DataOffset(8)),
+        "data offset 8 is shorter than the 20-byte header"
+    );
+    assert_eq!(
+        msg(Malformed::AhLength),
+        "payload length 0, shorter than its fixed fields"
+    );
 }
