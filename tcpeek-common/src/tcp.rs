@@ -182,3 +182,16 @@ mod tests {
         assert_eq!(s.latest.len, 9);
     }
 }
+
+#[cfg(test)]
+mod next_seq_tests {
+    use super::Opening;
+
+    #[test]
+    fn next_segment_starts_after_the_syn_within_what_was_sent() {
+        let o = Opening::new(1000, 2);
+        assert!(!o.next_seq(1000), "the SYN's own number");
+        assert!(o.next_seq(1001) && o.next_seq(1003));
+        assert!(!o.next_seq(1004));
+    }
+}

@@ -16,7 +16,7 @@
 
 use aya_ebpf::maps::LruHashMap;
 use tcpeek_common::{
-    maps::{fold64, hint_slot, KeyV4, KeyV6, Pending},
+    maps::{slot_v4, slot_v6, KeyV4, KeyV6, Pending},
     tcp_flags::{ACK, RST, SYN},
     wire::{self, Found, Header, Ip, Packet, Stop, Tcp, IPV4_MIN_HLEN, IPV6_HLEN, TCP_VERDICT_LEN},
 };
@@ -66,7 +66,7 @@ impl Family for V4 {
     #[inline(always)]
     fn slot(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<u32, Stop> {
         let h = at::<IPV4_MIN_HLEN>(pkt, ip.l3)?;
-        Ok(hint_slot(h.n32::<12>() ^ h.n32::<16>(), ports))
+        Ok(slot_v4(h.n32::<12>(), h.n32::<16>(), ports))
     }
 
     #[inline(always)]
@@ -102,7 +102,7 @@ impl Family for V6 {
     fn slot(pkt: &Packet<'_>, ip: &Ip, ports: u32) -> Result<u32, Stop> {
         let h = at::<IPV6_HLEN>(pkt, ip.l3)?;
         // Low 64 bits of source (8..24) and destination (24..40) address.
-        Ok(hint_slot(fold64(h.n64::<16>() ^ h.n64::<32>()), ports))
+        Ok(slot_v6(h.n64::<16>(), h.n64::<32>(), ports))
     }
 
     #[inline(always)]

@@ -21,8 +21,10 @@ tasks:
                          capture (or with the given arguments, e.g. -i eth0)
   test                   set up, then check formatting, lints and run every test
   fixtures               regenerate the capture files in tests/fixtures/
-  mutants [ARGS...]      cargo-mutants on the verdict code (.cargo/mutants.toml),
-                         against the unprivileged tests; ARGS go to cargo mutants
+  mutants [CRATE] [ARGS...]
+                         cargo-mutants on the verdict code (.cargo/mutants.toml),
+                         against the unprivileged tests: tcpeek-common, then
+                         tcpeek, or CRATE only; ARGS go to cargo mutants
                          (e.g. -F Opening, --iterate)
   bench-load [OPTIONS]   as root: replay generated captures across a veth pair
                          and run a connection storm, with no monitor and with

@@ -38,8 +38,13 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let object = ebpf_object(&cargo)?;
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = jobs.to_string();
+    // `cargo xtask mutants tcpeek-common ...`: one crate's run only.
+    let (only, args) = match args.first() {
+        Some(p) if RUNS.iter().any(|r| r.package == p) => (Some(p.as_str()), &args[1..]),
+        _ => (None, args),
+    };
     let mut failed = Vec::new();
-    for run in RUNS {
+    for run in RUNS.iter().filter(|r| only.is_none_or(|p| p == r.package)) {
         let output = format!("mutants.out.{}", run.package);
         let mut cmd = Command::new(&cargo);
         cmd.args(["mutants", "--jobs", &jobs, "--output", &output])

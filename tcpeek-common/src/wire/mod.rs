@@ -310,12 +310,7 @@ impl Tcp<'_> {
         ev.seq = self.th.be32::<4>();
         ev.ack = self.th.be32::<8>();
         ev.tcp_flags = self.flags();
-        let payload = self.payload_len();
-        ev.payload_len = if payload > u16::MAX as u32 {
-            u16::MAX
-        } else {
-            payload as u16
-        };
+        ev.payload_len = u16::try_from(self.payload_len()).unwrap_or(u16::MAX);
         Ok(ev)
     }
 }

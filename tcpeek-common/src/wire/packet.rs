@@ -57,14 +57,8 @@ impl<'a> Packet<'a> {
 
     /// How many bytes are readable.
     #[inline(always)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.end - self.start
-    }
-
-    /// Whether no byte is readable.
-    #[inline(always)]
-    pub fn is_empty(&self) -> bool {
-        self.end == self.start
     }
 
     /// Readable bytes from `off` on, for error messages; 0 in the kernel,
@@ -86,7 +80,7 @@ impl<'a> Packet<'a> {
         // bounded by the walk (a few hundred bytes), so nothing overflows.
         // The host compares lengths, which cannot overflow whatever `off`.
         #[cfg(target_arch = "bpf")]
-        let fits = self.start + off + N <= self.end;
+        let fits = fits_in_kernel(self.start + off, N, self.end);
         #[cfg(not(target_arch = "bpf"))]
         let fits = off <= self.len() && N <= self.len() - off;
         if !fits {
@@ -99,6 +93,14 @@ impl<'a> Packet<'a> {
             bytes: PhantomData,
         })
     }
+}
+
+/// The kernel's form of the check: a packet pointer against the packet's
+/// end. (Compiled for the bpf target only; `tests/wire_parity.rs` runs it.)
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+fn fits_in_kernel(p: usize, n: usize, end: usize) -> bool {
+    p + n <= end
 }
 
 /// `N` bytes of packet that [`Packet::header`] proved readable.

@@ -998,3 +998,61 @@ fn names_and_messages_are_distinct() {
         "payload length 0, shorter than its fixed fields"
     );
 }
+
+mod edges {
+    use super::*;
+
+    #[test]
+    fn only_a_routing_header_marks_the_packet_routed() {
+        for first in [IPPROTO_HOPOPTS, IPPROTO_DSTOPTS] {
+            let mut c = ext(IPPROTO_TCP).to_vec();
+            c.extend_from_slice(&tcp(SYN, 20, 0));
+            let f = eth(ETHERTYPE_IPV6, &v6(first, &c));
+            assert!(!tcp_of(&f).ip.routed, "{first}");
+        }
+        let mut c = ext(IPPROTO_TCP).to_vec();
+        c.extend_from_slice(&tcp(SYN, 20, 0));
+        let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_ROUTING, &c));
+        assert!(tcp_of(&f).ip.routed);
+    }
+
+    #[test]
+    fn an_atomic_fragment_is_not_fragmented() {
+        // RFC 8200 section 4.5: offset 0 and M clear, a whole packet.
+        let mut e = vec![IPPROTO_TCP, 0, 0, 0, 0, 0, 0, 1];
+        e.extend_from_slice(&tcp(SYN, 20, 0));
+        let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e));
+        assert!(!tcp_of(&f).ip.fragmented);
+        e[3] = 1;
+        let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_FRAGMENT, &e));
+        assert!(tcp_of(&f).ip.fragmented);
+    }
+
+    #[test]
+    fn an_extension_header_may_end_exactly_at_the_payload_end() {
+        // "No next header" (59) after it: nothing to report, no error.
+        let f = eth(ETHERTYPE_IPV6, &v6(IPPROTO_DSTOPTS, &ext(59)));
+        assert_eq!(stop(&f), Stop::Ignored);
+        // IPv4 options ending where the packet does.
+        let f = eth(ETHERTYPE_IPV4, &v4(17, 24, &[]));
+        assert_eq!(stop(&f), Stop::Ignored);
+    }
+
+    #[test]
+    fn raw_fields_stay_in_network_order() {
+        let b = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let h = Packet::new(&b).header::<8>(0).unwrap();
+        assert_eq!(h.n32::<0>(), u32::from_ne_bytes([1, 2, 3, 4]));
+        assert_eq!(h.n32::<4>(), u32::from_ne_bytes([5, 6, 7, 8]));
+        assert_eq!(h.n64::<0>(), u64::from_ne_bytes(b));
+        assert_eq!(
+            (h.be32::<0>(), h.be16::<6>(), h.u8::<7>()),
+            (0x0102_0304, 0x0708, 8)
+        );
+        assert_eq!(h.bytes4::<4>(), [5, 6, 7, 8]);
+        assert!(Packet::new(&b).header::<9>(0).is_err());
+        assert!(Packet::new(&b).header::<1>(8).is_err());
+        assert!(Packet::new(&b).header::<1>(usize::MAX).is_err());
+        assert!(Packet::new(&b).header::<8>(0).is_ok());
+    }
+}
