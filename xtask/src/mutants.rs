@@ -48,7 +48,8 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
         let output = format!("mutants.out.{}", run.package);
         let mut cmd = Command::new(&cargo);
         cmd.args(["mutants", "--jobs", &jobs, "--output", &output])
-            .args(["--test-package", run.package, "--re", run.mutants])
+            .args(["--package", run.package, "--test-package", run.package])
+            .args(["--re", run.mutants])
             .args(run.test_args.iter().flat_map(|a| ["--cargo-test-arg", a]))
             .args(args)
             .env("TCPEEK_EBPF_OBJECT", &object)

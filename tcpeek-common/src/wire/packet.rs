@@ -80,7 +80,7 @@ impl<'a> Packet<'a> {
         // bounded by the walk (a few hundred bytes), so nothing overflows.
         // The host compares lengths, which cannot overflow whatever `off`.
         #[cfg(target_arch = "bpf")]
-        let fits = fits_in_kernel(self.start + off, N, self.end);
+        let fits = fits_in_kernel(self.start, off, N, self.end);
         #[cfg(not(target_arch = "bpf"))]
         let fits = off <= self.len() && N <= self.len() - off;
         if !fits {
@@ -99,8 +99,8 @@ impl<'a> Packet<'a> {
 /// end. (Compiled for the bpf target only; `tests/wire_parity.rs` runs it.)
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
-fn fits_in_kernel(p: usize, n: usize, end: usize) -> bool {
-    p + n <= end
+fn fits_in_kernel(start: usize, off: usize, n: usize, end: usize) -> bool {
+    start + off + n <= end
 }
 
 /// `N` bytes of packet that [`Packet::header`] proved readable.
