@@ -1,7 +1,8 @@
 //! Helpers shared by tcpeek's tests, benchmarks and xtask: how a test says
 //! it was skipped, network namespaces for the privileged tier, the
-//! capture file writers and a classic pcap reader ([`pcap`]), and where the
-//! generated fixtures are ([`fixtures`]).
+//! capture file writers and a classic pcap reader ([`pcap`]), where the
+//! generated fixtures are ([`fixtures`]), and a seeded generator for
+//! randomized tests ([`rng`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,
@@ -42,5 +43,6 @@ pub fn is_root() -> bool {
 pub mod fixtures;
 mod netns;
 pub mod pcap;
+pub mod rng;
 
 pub use netns::{run, wait_for, Netns, TempDir, PATIENCE};

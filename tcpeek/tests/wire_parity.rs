@@ -36,6 +36,7 @@ use tcpeek_common::{
 };
 use tcpeek_testkit::fixtures::{self, CLASSIC};
 use tcpeek_testkit::pcap::read_classic;
+use tcpeek_testkit::rng::Rng;
 
 /// Mutations per framing: Ethernet, then raw IP.
 const MUTANTS_ETHERNET: usize = 100_000;
@@ -171,21 +172,6 @@ fn edge_frames() -> Vec<Vec<u8>> {
     ]
 }
 
-/// A fixed-seed xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Byte values that steer the walk: versions and header lengths, protocol
 /// numbers, EtherType and TPID halves, flag bytes, lengths near the edges.
 const STEERING: [u8; 24] = [
@@ -205,7 +191,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         v[at] = if rng.below(2) == 0 {
             STEERING[rng.below(STEERING.len())]
         } else {
-            rng.next() as u8
+            rng.next_u64() as u8
         };
     }
     match rng.below(8) {
@@ -468,7 +454,7 @@ fn host_decoder_and_kernel_classifier_agree_on_every_frame() {
             .filter_map(|f| ip_of(1, f))
             .collect::<Vec<_>>(),
     );
-    let mut rng = Rng(0x7cbe_e4a1_2d05_9f13);
+    let mut rng = Rng::new(0x7cbe_e4a1_2d05_9f13);
 
     let mut kernel = Kernel::load(Framing::Ethernet);
     check(

@@ -1115,20 +1115,7 @@ mod flags {
 mod random {
     use super::*;
 
-    /// xorshift64* (Vigna, "An experimental exploration of Marsaglia's
-    /// xorshift generators", 2016): enough to spread mutations.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use tcpeek_testkit::rng::Rng;
 
     #[test]
     fn mutated_and_random_frames_never_panic() {
@@ -1168,7 +1155,7 @@ mod random {
             LinkType::RawIp,
         ];
         let modes = [ChecksumMode::None, ChecksumMode::Ip, ChecksumMode::IpTcp];
-        let mut rng = Rng(0x7c9e_0b1a_55aa_1234);
+        let mut rng = Rng::new(0x7c9e_0b1a_55aa_1234);
         let mut buf = Vec::with_capacity(256);
         let mut decoded = 0u32;
         for i in 0..300_000 {
@@ -1177,7 +1164,7 @@ mod random {
             if i % 8 == 0 {
                 link = links[rng.below(4)];
                 let len = rng.below(160);
-                buf.extend((0..len).map(|_| rng.next() as u8));
+                buf.extend((0..len).map(|_| rng.next_u64() as u8));
             } else {
                 let (l, frame) = &seeds[rng.below(seeds.len())];
                 link = *l;
@@ -1185,7 +1172,7 @@ mod random {
                 for _ in 0..1 + rng.below(4) {
                     // Mostly header bytes, where the parsing happens.
                     let at = rng.below(buf.len().min(100));
-                    buf[at] = rng.next() as u8;
+                    buf[at] = rng.next_u64() as u8;
                 }
                 if rng.below(4) == 0 {
                     buf.truncate(rng.below(buf.len() + 1));
@@ -1198,7 +1185,7 @@ mod random {
                 _ => usize::MAX,
             };
             let d = Decoder::new(link, modes[rng.below(3)]);
-            if let Ok(Some(_)) = d.decode(rng.next(), &buf, wire) {
+            if let Ok(Some(_)) = d.decode(rng.next_u64(), &buf, wire) {
                 decoded += 1;
             }
         }
