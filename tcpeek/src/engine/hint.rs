@@ -43,6 +43,13 @@ impl Hint {
         )
     }
 
+    /// A hint that rules nothing out: every segment is looked up (the
+    /// tests compare an engine without the fast path to one with it).
+    #[cfg(test)]
+    pub(super) fn everywhere() -> Hint {
+        Hint(vec![1; 1 << Self::BITS].into_boxed_slice())
+    }
+
     pub(super) fn maybe(&self, i: usize) -> bool {
         self.0[i] != 0
     }

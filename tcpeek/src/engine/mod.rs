@@ -170,6 +170,9 @@ impl Engine {
         let ack = flags & tcp_flags::ACK != 0;
         let rst = flags & tcp_flags::RST != 0;
         let fin = flags & tcp_flags::FIN != 0;
+        // Only this opens a handshake: Linux discards SYN with FIN or RST
+        // in LISTEN and SYN-SENT (tcp_rcv_state_process).
+        let opening_syn = syn && !ack && !rst && !fin;
         // Most segments carry data of established connections. Without SYN
         // or RST a segment matters only to a handshake waiting for its ACK,
         // and the hint rules that out without touching the table.
@@ -192,7 +195,7 @@ impl Engine {
         let now = self.now;
 
         let Some(i) = self.table.find(&key) else {
-            if syn && !ack && !rst && !fin {
+            if opening_syn {
                 self.open(
                     Connection {
                         client: src,
@@ -207,7 +210,10 @@ impl Engine {
 
         let from_client = self.table.get(i).client_is_lo == src_is_lo;
         if self.table.list_of(i) == ListId::Closed {
-            self.lingering_segment(
+            if !opening_syn {
+                return;
+            }
+            self.lingering_syn(
                 i,
                 ev,
                 from_client,
@@ -259,10 +265,11 @@ impl Engine {
         self.schedule(i, ListId::Live);
     }
 
-    /// A segment of a handshake that already finished: a retransmission of
-    /// the same SYN is absorbed (and keeps the memory fresh); a SYN with a
-    /// new ISN is a new connection on the same ports.
-    fn lingering_segment(
+    /// An opening SYN for a handshake that already finished: a
+    /// retransmission of the same SYN is absorbed (and keeps the memory
+    /// fresh); a SYN with a new ISN is a new connection on the same ports.
+    /// Other segments of a finished handshake change nothing.
+    fn lingering_syn(
         &mut self,
         i: u32,
         ev: &Event,
@@ -270,12 +277,6 @@ impl Engine {
         conn: Connection,
         admit: impl FnOnce(&Connection) -> Option<u32>,
     ) {
-        let f = ev.tcp_flags;
-        let opening_syn = f & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)
-            == tcp_flags::SYN;
-        if !opening_syn {
-            return;
-        }
         let s = self.table.get_mut(i);
         // Either side's SYN again: the server's too after a simultaneous
         // open.

@@ -253,3 +253,89 @@ impl Table {
         list.len += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::engine::session::Opening;
+    use crate::event::{Addr, Connection, Endpoint};
+
+    fn key(client: [u8; 4], cport: u16, sport: u16) -> Key {
+        Key::of(
+            Endpoint::new(Addr::from(IpAddr::from(client)), cport),
+            Endpoint::new(Addr::from(IpAddr::from([10, 0, 0, 1])), sport),
+        )
+        .0
+    }
+
+    fn session(k: Key) -> Session {
+        let conn = Connection {
+            client: k.lo,
+            server: k.hi,
+        };
+        Session::new(conn, Opening::new(1, 0), 0, 0)
+    }
+
+    /// The keys a busy host sees: many client ports of one client, many
+    /// server ports, many clients.
+    fn busy_keys() -> Vec<Key> {
+        let mut keys = Vec::new();
+        for p in 1..=4096u16 {
+            keys.push(key([10, 0, 0, 2], p, 80));
+            keys.push(key([10, 0, 0, 2], 40000, p));
+            keys.push(key([10, 1, (p >> 8) as u8, p as u8], 40000, 80));
+        }
+        keys
+    }
+
+    #[test]
+    fn keys_differing_in_one_field_hash_apart() {
+        // A hash that ignores a field (a port, an address) puts every
+        // connection of one client in one bucket chain: each segment then
+        // compares against all of them, and a busy host's engine goes
+        // quadratic.
+        let t = Table::new(16);
+        let keys = busy_keys();
+        for chunk in keys.chunks(4096) {
+            let distinct = chunk.iter().map(|k| t.hash(k)).collect::<HashSet<_>>();
+            assert!(
+                distinct.len() >= chunk.len() - 2,
+                "{} of {}",
+                distinct.len(),
+                chunk.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_index_hash_varies_in_bucket_and_tag_bits() {
+        // hashbrown picks the bucket from the low bits and compares a tag
+        // from the top seven before it reads an entry: both must vary, or
+        // every lookup walks a whole group.
+        let t = Table::new(16);
+        let wide: Vec<u64> = busy_keys().iter().map(|k| Entry::wide(t.hash(k))).collect();
+        let buckets: HashSet<_> = wide.iter().map(|w| w & 0xfff).collect();
+        let tags: HashSet<_> = wide.iter().map(|w| w >> 57).collect();
+        assert!(buckets.len() > 3500, "{} of 4096 buckets", buckets.len());
+        assert_eq!(tags.len(), 128);
+    }
+
+    #[test]
+    fn keys_with_the_same_32_bit_hash_stay_apart() {
+        // The index stores 32 bits of each key's hash; two keys may share
+        // them, and a lookup must still compare the keys.
+        let mut t = Table::new(16);
+        let mut seen = HashMap::new();
+        let (a, b) = (0u32..)
+            .map(|i| key((i >> 16).to_be_bytes(), i as u16, 80))
+            .find_map(|k| seen.insert(t.hash(&k), k).map(|other| (other, k)))
+            .unwrap();
+        assert_ne!(a, b);
+        let i = t.insert(session(a));
+        assert_eq!(t.find(&a), Some(i));
+        assert_eq!(t.find(&b), None);
+    }
+}
