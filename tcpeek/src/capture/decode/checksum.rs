@@ -118,3 +118,27 @@ fn verify(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksum_field_past_the_end_is_a_truncation_naming_its_end() {
+        // The walk hands over whole headers, but a header cut inside its
+        // checksum field must still say how many bytes the check needed.
+        for (len, offset) in [(0, 10), (17, 16), (3, 2)] {
+            let bytes = vec![0; len];
+            match verify("TCP", &bytes, offset, Sum16BitWords::new()) {
+                Err(DecodeError::Truncated {
+                    layer: "TCP",
+                    needed,
+                    available,
+                }) => assert_eq!((needed, available), (offset + 2, len)),
+                other => panic!("{len} bytes, field at {offset}: {other:?}"),
+            }
+        }
+        // All ones over everything, checksum included: accepted.
+        assert!(verify("ICMP", &[0xff, 0xff, 0, 0], 2, Sum16BitWords::new()).is_ok());
+    }
+}
