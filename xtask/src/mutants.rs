@@ -36,8 +36,6 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
         )?;
     }
     let object = ebpf_object(&cargo)?;
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = jobs.to_string();
     // `cargo xtask mutants tcpeek-common ...`: one crate's run only.
     let (only, args) = match args.first() {
         Some(p) if RUNS.iter().any(|r| r.package == p) => (Some(p.as_str()), &args[1..]),
@@ -47,22 +45,36 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     for run in RUNS.iter().filter(|r| only.is_none_or(|p| p == r.package)) {
         let output = format!("mutants.out.{}", run.package);
         let mut cmd = Command::new(&cargo);
-        cmd.args(["mutants", "--jobs", &jobs, "--output", &output])
+        // One build at a time: rustc already spreads a build over both
+        // cores, and two jobs measured no faster. The `mutants` profile
+        // (Cargo.toml) builds without debug info.
+        cmd.args(["mutants", "--jobs", "1", "--profile", "mutants"])
+            .args(["--output", &output])
             .args(["--package", run.package, "--test-package", run.package])
             .args(["--re", run.mutants])
+            .args(run.targets.iter().flat_map(|a| ["--cargo-arg", a]))
             .args(run.test_args.iter().flat_map(|a| ["--cargo-test-arg", a]))
             .args(args)
             .env("TCPEEK_EBPF_OBJECT", &object)
             .current_dir(&root);
         eprintln!("xtask: mutants of {}, tested by {}", run.package, run.tests);
         let status = cmd.status().context("running cargo mutants")?;
-        // cargo-mutants exits 2 when mutants were missed, 3 on timeouts,
-        // and prints its summary line either way.
-        if !status.success() {
-            failed.push(format!(
-                "{}: {status}, see {output}/missed.txt",
+        // cargo-mutants prints its summary line either way, and exits 2
+        // when mutants were missed, 3 when some timed out (even if others
+        // were missed), 4 when the unmutated tree fails its tests. A
+        // mutant that makes the tests hang (an expiry loop that no longer
+        // removes what it walks) is caught: the suite never passes with
+        // it. What decides is the list of missed mutants.
+        let dir = root.join(&output).join("mutants.out");
+        let missed = std::fs::read_to_string(dir.join("missed.txt")).unwrap_or_default();
+        let missed = missed.lines().filter(|l| !l.is_empty()).count();
+        match status.code() {
+            Some(0 | 2 | 3) if missed == 0 => {}
+            Some(2 | 3) => failed.push(format!(
+                "{}: {missed} missed, see {output}/mutants.out/missed.txt",
                 run.package
-            ));
+            )),
+            _ => failed.push(format!("{}: cargo mutants {status}", run.package)),
         }
     }
     if !failed.is_empty() {
@@ -76,6 +88,11 @@ struct Run {
     package: &'static str,
     /// Regular expression on mutant names (which start with the file).
     mutants: &'static str,
+    /// Which test targets are built and run (cargo-mutants passes these
+    /// to both `cargo test --no-run` and `cargo test`; without them the
+    /// build phase would build every integration test of the crate).
+    targets: &'static [&'static str],
+    /// Arguments for the test binaries.
     test_args: &'static [&'static str],
     tests: &'static str,
 }
@@ -84,14 +101,19 @@ const RUNS: [Run; 2] = [
     Run {
         package: "tcpeek-common",
         mutants: "^tcpeek-common/",
-        test_args: &["--lib"],
+        targets: &["--lib"],
+        test_args: &[],
         tests: "its unit tests",
     },
     Run {
         package: "tcpeek",
         mutants: "^tcpeek/",
-        test_args: &["--lib", "--test", "fixtures"],
-        tests: "its unit tests and file mode on the fixtures",
+        // The unit tests only: the fixtures' file mode would rebuild the
+        // library and both binaries for every mutant. The capture file
+        // reader is not examined, and its randomized test is the slowest.
+        targets: &["--lib"],
+        test_args: &["--", "--skip", "capture::file::"],
+        tests: "its unit tests",
     },
 ];
 
