@@ -268,7 +268,7 @@ impl Engine {
     /// An opening SYN for a handshake that already finished: a
     /// retransmission of the same SYN is absorbed (and keeps the memory
     /// fresh); a SYN with a new ISN is a new connection on the same ports.
-    /// Other segments of a finished handshake change nothing.
+    /// (The caller drops every other segment of a finished handshake.)
     fn lingering_syn(
         &mut self,
         i: u32,
