@@ -44,6 +44,13 @@ pub use outcome::{Finished, Outcome};
 use session::{Key, Opening, Session, State};
 use table::{ListId, Table};
 
+/// Whether a segment with these flags opens a handshake: a SYN without
+/// ACK, RST or FIN (Linux discards SYN with FIN or RST in LISTEN and
+/// SYN-SENT, tcp_rcv_state_process). One mask test: it runs for every SYN.
+fn opens(flags: u8) -> bool {
+    flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN) == tcp_flags::SYN
+}
+
 /// The engine. See the module documentation.
 pub struct Engine {
     cfg: EngineConfig,
@@ -170,9 +177,6 @@ impl Engine {
         let ack = flags & tcp_flags::ACK != 0;
         let rst = flags & tcp_flags::RST != 0;
         let fin = flags & tcp_flags::FIN != 0;
-        // Only this opens a handshake: Linux discards SYN with FIN or RST
-        // in LISTEN and SYN-SENT (tcp_rcv_state_process).
-        let opening_syn = syn && !ack && !rst && !fin;
         // Most segments carry data of established connections. Without SYN
         // or RST a segment matters only to a handshake waiting for its ACK,
         // and the hint rules that out without touching the table.
@@ -195,7 +199,7 @@ impl Engine {
         let now = self.now;
 
         let Some(i) = self.table.find(&key) else {
-            if opening_syn {
+            if opens(flags) {
                 self.open(
                     Connection {
                         client: src,
@@ -210,7 +214,7 @@ impl Engine {
 
         let from_client = self.table.get(i).client_is_lo == src_is_lo;
         if self.table.list_of(i) == ListId::Closed {
-            if !opening_syn {
+            if !opens(flags) {
                 return;
             }
             self.lingering_syn(
