@@ -151,7 +151,8 @@ fn ebpf_object(cargo: &str) -> anyhow::Result<std::path::PathBuf> {
         .next_back()
         .context("cargo reported no build script output for tcpeek")?;
     let built = std::path::Path::new(&out_dir).join("tcpeek-ebpf");
-    let dir = root.join("target").join("mutants");
+    // Not target/mutants: that is the `mutants` profile's output.
+    let dir = root.join("target").join("mutants-ebpf");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let copy = dir.join("tcpeek-ebpf.o");
     std::fs::copy(&built, &copy)
