@@ -4,7 +4,7 @@
 
 use tcpeek_common::{Event, FAMILY_V4};
 
-use super::session::{Key, State};
+use super::session::{Key, State, NO_SYNACK};
 use super::table::ListId;
 use super::{Engine, Finished, Hint, Outcome};
 use crate::event::endpoints;
@@ -64,6 +64,8 @@ impl Engine {
                     s.server_acked = false;
                     s.has_server_prev = false;
                     s.icmp_dropped = true;
+                    s.icmp_code = ev.icmp_code;
+                    s.synack_us = NO_SYNACK;
                     let key = s.key;
                     self.awaiting_ack.remove(Hint::of_key(&key));
                 }
@@ -72,6 +74,7 @@ impl Engine {
             _ => false,
         };
         if aborts {
+            s.icmp_code = ev.icmp_code;
             self.finish(i, Outcome::Unreach, now, out);
         }
     }

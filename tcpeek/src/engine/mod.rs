@@ -84,6 +84,11 @@ impl Engine {
         self.table.live_len()
     }
 
+    /// Most handshakes tracked at once.
+    pub fn capacity(&self) -> usize {
+        self.cfg.max_sessions
+    }
+
     /// Opening SYNs not tracked because the table was full.
     pub fn overflow(&self) -> u64 {
         self.overflow
@@ -397,7 +402,7 @@ impl Engine {
                 }
                 _ => return,
             }
-            s.server_acknowledged(ev.ack);
+            s.server_acknowledged(ev.ack, ev.ts_ns);
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -429,7 +434,7 @@ impl Engine {
                 }
                 return;
             }
-            s.server_acknowledged(ev.ack);
+            s.server_acknowledged(ev.ack, ev.ts_ns);
         }
         self.acknowledged(i, ev.ts_ns, out);
     }
@@ -479,6 +484,8 @@ impl Engine {
             dupsyn: u32::from(s.dupsyn),
             dupsynack: u32::from(s.dupsynack),
             tag: s.tag,
+            synack_ns: s.synack_ns(),
+            icmp_code: (outcome == Outcome::Unreach).then_some(s.icmp_code),
         });
         if s.server_synced() {
             self.awaiting_ack.remove(Hint::of_key(&s.key));

@@ -33,11 +33,27 @@ pub struct Finished {
     pub dupsynack: u32,
     /// What admission returned for it.
     pub tag: u32,
+    /// When the server acknowledged the client's SYN (ns since the epoch):
+    /// the SYN/ACK that a success completed with, or the last one a failure
+    /// saw. `None` if the server never answered.
+    pub synack_ns: Option<u64>,
+    /// For [`Outcome::Unreach`], the ICMP (type 3) or ICMPv6 (type 1) code
+    /// of the error that decided it.
+    pub icmp_code: Option<u8>,
 }
 
 impl Finished {
     /// Time the handshake took, ns.
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
+    }
+
+    /// First SYN to the server's acknowledgement of it, and that to the end,
+    /// in ns, if the server answered.
+    pub fn phases_ns(&self) -> Option<(u64, u64)> {
+        self.synack_ns.map(|a| {
+            let a = a.clamp(self.start_ns, self.end_ns);
+            (a - self.start_ns, self.end_ns - a)
+        })
     }
 }

@@ -62,6 +62,9 @@ pub(crate) enum State {
 /// the kernel classifier decides with too.
 pub(crate) use tcpeek_common::tcp::Opening;
 
+/// [`Session::synack_us`] before the server acknowledged the client's SYN.
+pub(crate) const NO_SYNACK: u32 = u32::MAX;
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Session {
     pub(crate) key: Key,
@@ -95,10 +98,18 @@ pub(crate) struct Session {
     /// quoting its SYN/ACK (tcp_req_err): if nothing completes it, the
     /// handshake failed as unreachable rather than timed out.
     pub(crate) icmp_dropped: bool,
+    /// The code of the ICMP error that decided or will decide an
+    /// unreachable outcome (see `icmp_dropped`).
+    pub(crate) icmp_code: u8,
     pub(crate) dupsyn: u16,
     pub(crate) dupsynack: u16,
     /// Time of the first SYN (ns since the epoch).
     pub(crate) start_ns: u64,
+    /// When the server acknowledged the client's SYN, in microseconds after
+    /// `start_ns` (saturating); [`NO_SYNACK`] until then. Microseconds in
+    /// 32 bits cover 71 minutes, far beyond any handshake's phases, at the
+    /// resolution the latency histograms need.
+    pub(crate) synack_us: u32,
     /// The admission tag.
     pub(crate) tag: u32,
     /// Time of the last segment that moved or refreshed the handshake.
@@ -122,9 +133,11 @@ impl Session {
             client_acked: false,
             server_sent_syn: false,
             icmp_dropped: false,
+            icmp_code: 0,
             dupsyn: 0,
             dupsynack: 0,
             start_ns: now,
+            synack_us: NO_SYNACK,
             last_ns: now,
             tag,
         }
@@ -167,12 +180,24 @@ impl Session {
         self.server = next;
     }
 
-    /// Records what the server's acknowledgement `ack` of the client's SYN
-    /// says the server's RCV.NXT is.
-    pub(crate) fn server_acknowledged(&mut self, ack: u32) {
+    /// Records what the server's acknowledgement `ack` of the client's SYN,
+    /// sent at `now`, says the server's RCV.NXT is; the first one since the
+    /// server last forgot the handshake marks the end of its first phase.
+    pub(crate) fn server_acknowledged(&mut self, ack: u32, now: u64) {
+        if !self.server_acked {
+            let us = now.saturating_sub(self.start_ns) / 1000;
+            self.synack_us = u32::try_from(us)
+                .unwrap_or(NO_SYNACK - 1)
+                .min(NO_SYNACK - 1);
+        }
         self.server_acked = true;
         let off = ack.wrapping_sub(self.client.isn.wrapping_add(1));
         self.client_rcv_off = u16::try_from(off).unwrap_or(u16::MAX);
+    }
+
+    /// When the server acknowledged the client's SYN, ns since the epoch.
+    pub(crate) fn synack_ns(&self) -> Option<u64> {
+        (self.synack_us != NO_SYNACK).then(|| self.start_ns + u64::from(self.synack_us) * 1000)
     }
 
     pub(crate) fn refresh(&mut self, now: u64) {

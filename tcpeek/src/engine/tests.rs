@@ -993,6 +993,83 @@ mod expiry {
 
 /// Counts the bytes each thread holds on the heap, so that the engine's
 /// memory figure can be checked against what the allocator handed out.
+/// What a finished record says about the handshake's phases and its ICMP
+/// error, which the latency histograms and the metrics' ICMP codes read.
+mod phases {
+    use super::*;
+
+    #[test]
+    fn a_success_splits_at_the_first_acknowledgement_of_the_syn() {
+        let mut h = Harness::new();
+        h.feed(&[
+            syn(0),
+            syn(S),
+            synack(S + 3_000_000),
+            synack(S + 900_000_000),
+            ack(S + 905_000_000),
+        ]);
+        let f = h.only();
+        assert_eq!(
+            f.synack_ns,
+            Some(S + 3_000_000),
+            "the first SYN/ACK, not its retransmission"
+        );
+        assert_eq!(f.phases_ns(), Some((S + 3_000_000, 902_000_000)));
+        assert_eq!(f.icmp_code, None);
+    }
+
+    #[test]
+    fn the_phase_clock_has_microsecond_resolution() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1_234_567), ack(2_000_000)]);
+        assert_eq!(h.only().synack_ns, Some(1_234_000));
+    }
+
+    #[test]
+    fn an_unanswered_handshake_has_no_phases() {
+        let mut h = Harness::new();
+        h.feed(&[syn(0)]).expire(31 * S);
+        assert_eq!((h.only().synack_ns, h.only().phases_ns()), (None, None));
+    }
+
+    #[test]
+    fn a_listener_that_forgets_its_synack_restarts_the_phase() {
+        // tcp_req_err dropped the request: the SYN/ACK that counts is the
+        // one answering the retransmitted SYN.
+        let mut h = Harness::new();
+        h.feed(&[
+            syn(0),
+            synack(1000),
+            unreach(2000, &synack(1000), 1),
+            syn(S),
+            s2c(S + 5000, SYN | ACK, S_ISN + 64, C_ISN + 1),
+            c2s(S + 9000, ACK, C_ISN + 1, S_ISN + 65),
+        ]);
+        assert_eq!(h.only().synack_ns, Some(S + 5000));
+    }
+
+    #[test]
+    fn an_unreachable_outcome_keeps_its_icmp_code() {
+        for code in [0, 3, 13] {
+            let mut h = Harness::new();
+            h.feed(&[syn(0), unreach(1, &syn(0), code)]);
+            assert_eq!(h.only().icmp_code, Some(code));
+        }
+        // Decided at the deadline, after the listener dropped its request.
+        let mut h = Harness::new();
+        h.feed(&[syn(0), synack(1), unreach(2, &synack(1), 1)])
+            .expire(31 * S);
+        assert_eq!(
+            (h.only().outcome, h.only().icmp_code),
+            (Outcome::Unreach, Some(1))
+        );
+        // Other outcomes carry none.
+        let mut h = Harness::new();
+        h.feed(&[syn(0)]).expire(31 * S);
+        assert_eq!(h.only().icmp_code, None);
+    }
+}
+
 mod heap {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;

@@ -79,12 +79,20 @@ struct JsonSession<'a> {
     reset_by: Option<&'static str>,
     dupsyn: u32,
     dupsynack: u32,
+    /// Seconds from the first SYN to the server's acknowledgement of it;
+    /// absent if the server never answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syn_to_synack: Option<f64>,
+    /// Seconds from that to the completing ACK; successes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synack_to_ack: Option<f64>,
     filters: &'a [&'a str],
 }
 
 /// One finished handshake as a single-line JSON object.
 pub fn json_line(f: &Finished, filters: &[&str]) -> String {
     let start = DateTime::<Utc>::from_timestamp_nanos(f.start_ns.min(i64::MAX as u64) as i64);
+    let phases = f.phases_ns();
     serde_json::to_string(&JsonSession {
         start: start.to_rfc3339_opts(SecondsFormat::Micros, true),
         duration: f.duration_ns() as f64 / 1e9,
@@ -96,6 +104,10 @@ pub fn json_line(f: &Finished, filters: &[&str]) -> String {
         reset_by: reset_by(f.outcome),
         dupsyn: f.dupsyn,
         dupsynack: f.dupsynack,
+        syn_to_synack: phases.map(|(a, _)| a as f64 / 1e9),
+        synack_to_ack: phases
+            .filter(|_| f.outcome == Outcome::Success)
+            .map(|(_, b)| b as f64 / 1e9),
         filters,
     })
     .expect("session serializes")
@@ -121,6 +133,8 @@ mod tests {
             dupsyn: 2,
             dupsynack: 0,
             tag: 0,
+            synack_ns: Some(1_767_225_600_123_000_000 + 39_000_000_000),
+            icmp_code: None,
         }
     }
 
@@ -184,5 +198,23 @@ mod tests {
         assert_eq!(v["reset_by"], "server");
         assert_eq!(v["dupsyn"], 2);
         assert_eq!(v["filters"], serde_json::json!(["RX", "web"]));
+        assert_eq!(v["syn_to_synack"], 39.0);
+        assert!(v.get("synack_to_ack").is_none(), "a reset has no ACK phase");
+    }
+
+    #[test]
+    fn json_line_splits_a_success_into_its_phases() {
+        let ok = finished("10.0.0.2", "10.0.0.1", Outcome::Success);
+        let v: serde_json::Value = serde_json::from_str(&json_line(&ok, &[])).unwrap();
+        assert_eq!(
+            (v["syn_to_synack"].as_f64(), v["synack_to_ack"].as_f64()),
+            (Some(39.0), Some(0.947))
+        );
+        let unanswered = Finished {
+            synack_ns: None,
+            ..finished("10.0.0.2", "10.0.0.1", Outcome::Timeout)
+        };
+        let v: serde_json::Value = serde_json::from_str(&json_line(&unanswered, &[])).unwrap();
+        assert!(v.get("syn_to_synack").is_none() && v.get("synack_to_ack").is_none());
     }
 }
