@@ -12,6 +12,7 @@ use crate::engine::reorder::{self, Reorder};
 use crate::engine::{Engine, Finished};
 use crate::filter::FilterSet;
 use crate::output::SessionPrinter;
+use crate::stats::histogram::Buckets;
 use crate::stats::Counters;
 
 /// Engine, filters and counters, and the printing of finished handshakes.
@@ -38,9 +39,11 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
         let names: Vec<String> = filters.names().map(str::to_string).collect();
+        let mut counters = Counters::new(names.iter().cloned());
+        counters.engine.capacity = engine.capacity() as u64;
         Aggregator {
             engine,
-            counters: Counters::new(names.iter().cloned()),
+            counters,
             filters,
             finished: Vec::new(),
             printer,
@@ -53,6 +56,15 @@ impl Aggregator {
         }
     }
 
+    /// Latency histograms with these bucket bounds instead of the default
+    /// ones (before any record).
+    pub fn with_buckets(mut self, buckets: Buckets) -> Aggregator {
+        let engine = self.counters.engine;
+        self.counters = Counters::with_buckets(self.names.iter().cloned(), buckets);
+        self.counters.engine = engine;
+        self
+    }
+
     /// Takes one record. It reaches the engine once the reordering window
     /// has passed it; handshakes idle past the timeout by then end first.
     pub fn event(&mut self, ev: &Event) {
@@ -60,7 +72,12 @@ impl Aggregator {
         self.now_ns = self.now_ns.max(ev.ts_ns);
         self.reorder.push(
             *ev,
-            &mut to_engine(&mut self.engine, &self.filters, &mut self.finished),
+            &mut to_engine(
+                &mut self.engine,
+                &self.filters,
+                &mut self.counters,
+                &mut self.finished,
+            ),
         );
         if !self.finished.is_empty() {
             self.report();
@@ -76,7 +93,12 @@ impl Aggregator {
         self.now_ns = self.now_ns.max(now_ns);
         self.reorder.advance(
             now_ns,
-            &mut to_engine(&mut self.engine, &self.filters, &mut self.finished),
+            &mut to_engine(
+                &mut self.engine,
+                &self.filters,
+                &mut self.counters,
+                &mut self.finished,
+            ),
         );
         let until = now_ns
             .saturating_sub(reorder::WINDOW_NS)
@@ -104,9 +126,15 @@ impl Aggregator {
         self.reorder.flush(&mut to_engine(
             &mut self.engine,
             &self.filters,
+            &mut self.counters,
             &mut self.finished,
         ));
         self.report();
+    }
+
+    /// Records how many handshake lines the output dropped.
+    pub fn set_lines_dropped(&mut self, n: u64) {
+        self.counters.lines_dropped = n;
     }
 
     /// Records the capture's own counters.
@@ -154,9 +182,7 @@ impl Aggregator {
             self.filters
                 .for_each_in(f.tag, &f.conn, |i| matched.push(i));
             for &i in &self.matched {
-                self.counters.filters[i]
-                    .1
-                    .record(f.outcome, f.dupsyn, f.dupsynack);
+                self.counters.record(i, &f);
             }
             if self.output_error.is_none() && !self.printer.is_quiet() {
                 let names: Vec<&str> = self
@@ -173,15 +199,34 @@ impl Aggregator {
 }
 
 /// Hands a record released by the reordering window to the engine:
-/// handshakes whose deadline passed by its time end first.
+/// handshakes whose deadline passed by its time end first. A handshake the
+/// engine starts tracking counts as in progress in its filters until
+/// [`Aggregator::report`] sees it finish (the engine never drops a live
+/// one: a full table refuses new ones, counted as overflow).
 fn to_engine<'a>(
     engine: &'a mut Engine,
     filters: &'a FilterSet,
+    counters: &'a mut Counters,
     finished: &'a mut Vec<Finished>,
 ) -> impl FnMut(&Event) + 'a {
     move |e: &Event| {
         engine.expire(e.ts_ns, finished);
-        engine.process(e, |c| filters.admit(c), finished);
+        let overflow = engine.overflow();
+        let mut opened = None;
+        engine.process(
+            e,
+            |c| {
+                let tag = filters.admit(c);
+                opened = tag.map(|t| (t, *c));
+                tag
+            },
+            finished,
+        );
+        if let Some((tag, conn)) = opened {
+            if engine.overflow() == overflow {
+                filters.for_each_in(tag, &conn, |i| counters.detail[i].in_progress += 1);
+            }
+        }
     }
 }
 
@@ -190,6 +235,7 @@ mod tests {
     use super::*;
     use crate::daemon::live::LIVE_EXPIRY_MARGIN_NS;
     use crate::engine::EngineConfig;
+    use crate::engine::Outcome;
     use crate::local::Local;
     use tcpeek_common::tcp_flags::{ACK, SYN};
     use tcpeek_common::{FAMILY_V4, KIND_TCP};
@@ -334,6 +380,141 @@ mod tests {
         agg.flush_input();
         assert_eq!(rx(&mut agg).success.total, 1);
         assert_eq!(rx(&mut agg).failure.timeout, 0);
+    }
+
+    #[test]
+    fn in_progress_counts_tracked_handshakes_until_they_finish() {
+        let mut agg = Aggregator::new(
+            Engine::new(EngineConfig::new(30 * S, 2, true)),
+            FilterSet::parse(&["web:RX@%:80", "ssh:RX@%:22"], Local::Everything).unwrap(),
+            SessionPrinter::new(true, false, Box::new(io::sink())),
+        );
+        let in_progress = |agg: &mut Aggregator| -> Vec<u64> {
+            agg.counters()
+                .detail
+                .iter()
+                .map(|d| d.in_progress)
+                .collect()
+        };
+        let [syn, synack, ack] = handshake(T0);
+        agg.event(&syn);
+        agg.advance(T0 + S / 10, 0);
+        // RX, TX (every address is local), web; not ssh.
+        assert_eq!(in_progress(&mut agg), [1, 1, 1, 0]);
+        // A retransmitted SYN is the same handshake.
+        agg.event(&Event {
+            ts_ns: T0 + S / 5,
+            ..syn
+        });
+        // The table holds two: the third SYN overflows and is not counted.
+        for port in [40001, 40002] {
+            agg.event(&Event {
+                sport: port,
+                ts_ns: T0 + S / 4,
+                ..syn
+            });
+        }
+        agg.advance(T0 + S / 2, 0);
+        assert_eq!(agg.counters().engine.overflow, 1);
+        assert_eq!(in_progress(&mut agg), [2, 2, 2, 0]);
+        agg.event(&Event {
+            ts_ns: T0 + S,
+            ..synack
+        });
+        agg.event(&Event {
+            ts_ns: T0 + S + 1,
+            ..ack
+        });
+        agg.advance(T0 + 2 * S, 0);
+        assert_eq!(in_progress(&mut agg), [1, 1, 1, 0]);
+        agg.advance(T0 + 60 * S, 0);
+        assert_eq!(in_progress(&mut agg), [0, 0, 0, 0], "timed out");
+    }
+
+    #[test]
+    fn each_filters_detail_adds_up_to_its_socket_counters() {
+        use tcpeek_common::tcp_flags::RST;
+        let mut agg = aggregator();
+        // Handshake `n` on client port 30000 + n, a second apart.
+        let on = |n: u64, ev: Event| {
+            let port = 30000 + n as u16;
+            let ts_ns = T0 + n * S + ev.ts_ns;
+            if ev.sport == 80 {
+                Event {
+                    dport: port,
+                    ts_ns,
+                    ..ev
+                }
+            } else {
+                Event {
+                    sport: port,
+                    ts_ns,
+                    ..ev
+                }
+            }
+        };
+        let script: Vec<Vec<Event>> = vec![
+            handshake(0).to_vec(),
+            handshake(0).to_vec(),
+            // SYN retransmitted: a success with dupsyn.
+            [vec![seg(0, true, SYN, C_ISN, 0)], handshake(1000).to_vec()].concat(),
+            // Reset by the server, by the client.
+            vec![
+                seg(0, true, SYN, C_ISN, 0),
+                seg(1000, false, RST | ACK, 0, C_ISN + 1),
+            ],
+            vec![
+                seg(0, true, SYN, C_ISN, 0),
+                seg(1000, false, SYN | ACK, S_ISN, C_ISN + 1),
+                seg(2000, true, RST, C_ISN + 1, 0),
+            ],
+            // Never answered.
+            vec![seg(0, true, SYN, C_ISN, 0)],
+        ];
+        for (n, evs) in script.into_iter().enumerate() {
+            for ev in evs {
+                agg.event(&on(n as u64, ev));
+            }
+        }
+        agg.advance(T0 + 120 * S, 0);
+        let c = agg.counters().clone();
+        let rx = &c.filters[0].1;
+        assert_eq!(
+            (
+                rx.success.total,
+                rx.success.dupsyn,
+                rx.failure.reject,
+                rx.failure.timeout
+            ),
+            (3, 1, 2, 1)
+        );
+        for ((name, f), d) in c.filters.iter().zip(&c.detail) {
+            let sum = |o: Outcome| {
+                d.family
+                    .iter()
+                    .map(|fd| fd.results[o as usize])
+                    .sum::<u64>()
+            };
+            assert_eq!(sum(Outcome::Success), f.success.total, "{name}");
+            assert_eq!(
+                sum(Outcome::Reject) + sum(Outcome::Aborted),
+                f.failure.reject,
+                "{name}"
+            );
+            assert_eq!(sum(Outcome::Aborted), f.failure.reject_by_client, "{name}");
+            assert_eq!(sum(Outcome::Timeout), f.failure.timeout, "{name}");
+            assert_eq!(sum(Outcome::Unreach), f.failure.unreach, "{name}");
+            let v4 = &d.family[0];
+            assert_eq!(
+                v4.retransmitted,
+                [f.success.dupsyn, f.success.dupsynack],
+                "{name}"
+            );
+            assert_eq!(v4.duration.count(), f.success.total, "{name}");
+            assert_eq!(v4.syn_to_synack.count(), f.success.total, "{name}");
+            assert_eq!(d.latency.count(), f.success.total, "{name}");
+            assert_eq!(d.family[1].results, [0; 5], "{name}: no IPv6");
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Counters: per named filter, plus what the capture and the engine lost.
 //!
+//! Each filter has the socket's counters ([`FilterCounters`], the
+//! original's) and a finer [`FilterDetail`] for the metrics: by address
+//! family and result, ICMP codes, and latency histograms ([`histogram`]).
+//!
 //! The aggregator owns a [`Counters`] and publishes a copy into a
 //! [`SharedCounters`] after each batch of events, so that socket clients
 //! read a consistent snapshot without ever holding up the engine. The JSON
@@ -12,7 +16,11 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::capture::CaptureStats;
-use crate::engine::Outcome;
+use crate::engine::{Finished, Outcome};
+
+pub mod histogram;
+
+use histogram::{Buckets, Histogram, LogHistogram};
 
 /// Success counters of one filter. Retransmission counters count sessions
 /// with at least one retransmission, not segments, and only successful ones
@@ -97,11 +105,127 @@ impl FilterCounters {
     }
 }
 
+/// Every outcome, in the order the metrics list them.
+pub const OUTCOMES: [Outcome; 5] = [
+    Outcome::Success,
+    Outcome::Reject,
+    Outcome::Aborted,
+    Outcome::Unreach,
+    Outcome::Timeout,
+];
+
+/// An outcome as the metrics' `result` label names it: a reset told apart
+/// by who sent it.
+pub fn result_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "established",
+        Outcome::Reject => "reset_by_server",
+        Outcome::Aborted => "reset_by_client",
+        Outcome::Unreach => "unreachable",
+        Outcome::Timeout => "timeout",
+    }
+}
+
+/// Address families, in the order [`FilterDetail::family`] keeps them.
+pub const FAMILIES: [&str; 2] = ["ipv4", "ipv6"];
+
+/// ICMP codes kept per family: IPv4's 0 to 15 (type 3; higher codes are
+/// unassigned and make no endpoint give up), ICMPv6's 0 to 8 (type 1) and
+/// a last slot for the unassigned ones above, which do.
+pub const ICMP_SLOTS: usize = 16;
+
+/// The slot of an ICMP code in [`FamilyDetail::icmp`].
+pub fn icmp_slot(v6: bool, code: u8) -> usize {
+    let last = if v6 { 9 } else { ICMP_SLOTS - 1 };
+    usize::from(code).min(last)
+}
+
+/// One family's part of a filter's detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyDetail {
+    /// Finished handshakes by outcome, indexed by `Outcome as usize`.
+    pub results: [u64; 5],
+    /// Established handshakes with at least one SYN, and one SYN/ACK,
+    /// retransmission (the socket's `dupsyn` and `dupsynack`).
+    pub retransmitted: [u64; 2],
+    /// Unreachable outcomes by ICMP code slot ([`icmp_slot`]).
+    pub icmp: [u64; ICMP_SLOTS],
+    /// Established handshakes: first SYN to completing ACK.
+    pub duration: Histogram,
+    /// Established handshakes: first SYN to the server's acknowledgement
+    /// of it, and that to the completing ACK.
+    pub syn_to_synack: Histogram,
+    pub synack_to_ack: Histogram,
+}
+
+impl FamilyDetail {
+    fn new(b: &Buckets) -> FamilyDetail {
+        FamilyDetail {
+            results: [0; 5],
+            retransmitted: [0; 2],
+            icmp: [0; ICMP_SLOTS],
+            duration: Histogram::new(b),
+            syn_to_synack: Histogram::new(b),
+            synack_to_ack: Histogram::new(b),
+        }
+    }
+}
+
+/// A filter's counters by family, and its latency for percentiles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterDetail {
+    /// By [`FAMILIES`].
+    pub family: [FamilyDetail; 2],
+    /// Established handshakes of both families, first SYN to completing
+    /// ACK.
+    pub latency: LogHistogram,
+    /// Handshakes of this filter the engine is tracking.
+    pub in_progress: u64,
+}
+
+impl FilterDetail {
+    pub fn new(b: &Buckets) -> FilterDetail {
+        FilterDetail {
+            family: [FamilyDetail::new(b), FamilyDetail::new(b)],
+            latency: LogHistogram::default(),
+            in_progress: 0,
+        }
+    }
+
+    pub fn record(&mut self, f: &Finished, b: &Buckets) {
+        let v6 = f.conn.client.addr.is_v6();
+        let d = &mut self.family[usize::from(v6)];
+        d.results[f.outcome as usize] += 1;
+        match f.outcome {
+            Outcome::Success => {
+                d.retransmitted[0] += u64::from(f.dupsyn > 0);
+                d.retransmitted[1] += u64::from(f.dupsynack > 0);
+                let ns = f.duration_ns();
+                d.duration.observe(b, ns);
+                self.latency.observe_ns(ns);
+                // A success always had the server's acknowledgement.
+                if let Some((a, c)) = f.phases_ns() {
+                    d.syn_to_synack.observe(b, a);
+                    d.synack_to_ack.observe(b, c);
+                }
+            }
+            Outcome::Unreach => {
+                if let Some(code) = f.icmp_code {
+                    d.icmp[icmp_slot(v6, code)] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What the engine itself could not decide or hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// Handshakes still in progress (at exit: neither success nor failure).
     pub pending: u64,
+    /// Most handshakes the session table tracks (`--max-sessions`).
+    pub capacity: u64,
     /// Opening SYNs not tracked because the session table was full.
     pub overflow: u64,
     /// Records that arrived later than the reordering window allows
@@ -114,27 +238,56 @@ pub struct EngineStats {
 
 /// Everything the outputs report: one entry per named filter in command-line
 /// order, then the capture's and the engine's own counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Counters {
     pub filters: Vec<(String, FilterCounters)>,
+    /// The same filters' detail, in the same order.
+    pub detail: Vec<FilterDetail>,
+    /// The bounds of every [`Histogram`] in `detail`.
+    pub buckets: Buckets,
     pub capture: CaptureStats,
     pub engine: EngineStats,
+    /// Handshake lines dropped because their reader was too slow.
+    pub lines_dropped: u64,
 }
 
 impl Counters {
-    /// Zeroed counters for the named filters, in the given order.
+    /// Zeroed counters for the named filters, in the given order, with the
+    /// default histogram buckets.
     pub fn new<I, S>(names: I) -> Counters
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        Counters::with_buckets(names, Buckets::default())
+    }
+
+    /// Zeroed counters for the named filters with the given buckets.
+    pub fn with_buckets<I, S>(names: I, buckets: Buckets) -> Counters
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let filters: Vec<(String, FilterCounters)> = names
+            .into_iter()
+            .map(|n| (n.into(), FilterCounters::default()))
+            .collect();
         Counters {
-            filters: names
-                .into_iter()
-                .map(|n| (n.into(), FilterCounters::default()))
-                .collect(),
-            ..Counters::default()
+            detail: vec![FilterDetail::new(&buckets); filters.len()],
+            filters,
+            buckets,
+            capture: CaptureStats::default(),
+            engine: EngineStats::default(),
+            lines_dropped: 0,
         }
+    }
+
+    /// Counts a finished handshake in filter `i`.
+    pub fn record(&mut self, i: usize, f: &Finished) {
+        self.filters[i].1.record(f.outcome, f.dupsyn, f.dupsynack);
+        let d = &mut self.detail[i];
+        d.in_progress = d.in_progress.saturating_sub(1);
+        d.record(f, &self.buckets);
     }
 
     /// The reply to `GET`: totals since start, then the capture element.
@@ -248,12 +401,12 @@ impl Serialize for RefreshReply<'_> {
 /// The published copy of the counters plus the REFRESH baseline, shared
 /// between the aggregator (writer) and socket clients (readers). Every lock
 /// is held only for a copy, never across I/O.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SharedCounters {
     inner: Arc<Mutex<Shared>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     current: Counters,
     baseline: Counters,
