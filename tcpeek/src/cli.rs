@@ -2,7 +2,7 @@
 //! conversion into a validated [`Config`] (parsed filters, resolved
 //! interface and local addresses) before anything starts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -11,6 +11,7 @@ use crate::capture::decode::ChecksumMode;
 use crate::engine::EngineConfig;
 use crate::filter::{FilterError, FilterSet};
 use crate::local::{Local, Prefix};
+use crate::stats::histogram::Buckets;
 
 /// The original's default socket path.
 pub use crate::socket::DEFAULT_SOCKET_PATH as DEFAULT_SOCKET;
@@ -127,6 +128,24 @@ pub struct Args {
           value_parser = parse_max_sessions)]
     pub max_sessions: usize,
 
+    /// Serve Prometheus metrics on this address: GET /metrics (e.g.
+    /// 127.0.0.1:9381, [::]:9381).
+    #[arg(long = "metrics", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Bounds of the latency histograms, in seconds, ascending
+    /// [default: 0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,
+    /// 0.1,0.25,0.5,0.9,1.9,3.9,7.9,15.9,31.9,63.9,127.9].
+    #[arg(long = "metrics-buckets", value_name = "SEC,SEC,...",
+          value_parser = parse_buckets)]
+    pub metrics_buckets: Option<Buckets>,
+
+    /// At the end of a capture file (-r), write the metrics to this file
+    /// as OpenMetrics with the file's last packet time as the timestamp
+    /// (for `promtool tsdb create-blocks-from openmetrics`).
+    #[arg(long = "metrics-file", value_name = "PATH", requires = "read")]
+    pub metrics_file: Option<PathBuf>,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -161,6 +180,10 @@ fn parse_loglevel(s: &str) -> Result<log::LevelFilter, String> {
             ))
         }
     })
+}
+
+fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    Buckets::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_max_sessions(s: &str) -> Result<usize, String> {
@@ -200,6 +223,12 @@ pub struct Config {
     pub user_ids: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
     pub quiet: bool,
     pub json: bool,
+    /// `--metrics`: where to serve them.
+    pub metrics: Option<SocketAddr>,
+    /// `--metrics-file`: where to write them at the end of a file.
+    pub metrics_file: Option<PathBuf>,
+    /// The latency histograms' bounds.
+    pub buckets: Buckets,
     /// Set when the local addresses were not given and had to be guessed;
     /// printed at start-up.
     pub local_note: Option<String>,
@@ -338,6 +367,9 @@ impl Config {
             user_ids,
             quiet: args.quiet,
             json: args.json,
+            metrics: args.metrics,
+            metrics_file: args.metrics_file,
+            buckets: args.metrics_buckets.unwrap_or_default(),
             local_note,
             backend_note,
         })
@@ -437,6 +469,17 @@ mod tests {
                 "'10.0.0.300' is not an address or prefix",
             ),
             (&["-i", "lo", "-r", "x.pcap"][..], "cannot be used with"),
+            (&["--metrics", "localhost"][..], "--metrics"),
+            (&["--metrics", "127.0.0.1"][..], "--metrics"),
+            (
+                &["--metrics-buckets", "0.1,0.01"][..],
+                "'0.01' does not follow '0.1'",
+            ),
+            (
+                &["--metrics-buckets", "1,soon"][..],
+                "'soon' is not a number",
+            ),
+            (&["--metrics-file", "m.om"][..], "--read"),
         ] {
             let e = parse(args).unwrap_err().to_string();
             assert!(e.contains(want), "{args:?}: {e}");

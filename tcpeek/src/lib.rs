@@ -3,7 +3,7 @@
 //! The data's path, one module per stage, dependencies pointing one way:
 //!
 //! ```text
-//! capture (libpcap | eBPF) -> event -> engine -> filter + stats -> output | socket
+//! capture (libpcap | eBPF) -> event -> engine -> filter + stats -> output | socket | metrics
 //! ```
 //!
 //! - [`capture`] turns frames (libpcap) or ring-buffer records (eBPF) into
@@ -14,7 +14,8 @@
 //! - [`filter`] parses the filter expressions and decides which named filters
 //!   a handshake belongs to; [`stats`] keeps the counters;
 //! - [`output`] prints real-time lines, JSON Lines and the exit summary;
-//!   [`socket`] serves the counters on a UNIX socket;
+//!   [`socket`] serves the counters on a UNIX socket; [`metrics`] serves
+//!   them to Prometheus;
 //! - [`cli`] turns the command line into a validated [`cli::Config`] and
 //!   [`daemon`] wires the stages together.
 
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod event;
 pub mod filter;
 pub mod local;
+pub mod metrics;
 pub mod output;
 pub mod socket;
 pub mod stats;

@@ -7,12 +7,21 @@ use std::process::ExitCode;
 
 use tcpeek_common::Event;
 
+use anyhow::Context;
+
 use super::{final_output, printer, session_dest, to_stderr, Aggregator};
 use crate::capture::clock::FileClock;
 use crate::capture::file::FileCapture;
 use crate::cli::Config;
 use crate::engine::Engine;
+use crate::metrics::http::MetricsServer;
+use crate::metrics::{self, About, Format};
 use crate::output::queue::Dest;
+use crate::stats::SharedCounters;
+
+/// While a file is read with `--metrics`, the counters are published for
+/// scrapes every this many frames.
+const PUBLISH_EVERY: u64 = 1 << 16;
 
 /// Feeds a capture file's frames, relevant or not, to an [`Aggregator`] at
 /// the time [`FileClock`] settles on for each: every frame's stamp is a
@@ -56,11 +65,36 @@ pub(super) fn run(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
         Engine::new(cfg.engine),
         cfg.filters.clone(),
         printer(cfg, out),
-    );
+    )
+    .with_buckets(cfg.buckets.clone());
+    let about = About {
+        version: env!("CARGO_PKG_VERSION"),
+        backend: "file",
+        interface: path.display().to_string(),
+    };
+    let shared = match cfg.metrics {
+        Some(addr) => {
+            let shared = SharedCounters::new(agg.counters().clone());
+            let server = MetricsServer::bind(addr)?;
+            super::announce_metrics(&server);
+            server.spawn(shared.clone(), about.clone())?;
+            Some(shared)
+        }
+        None => None,
+    };
     agg.start_output();
     let mut failure = None;
     let mut feed = FileFeed::new();
+    let mut frames = 0u64;
     loop {
+        frames += 1;
+        if let Some(shared) = shared
+            .as_ref()
+            .filter(|_| frames.is_multiple_of(PUBLISH_EVERY))
+        {
+            agg.set_capture_stats(cap.stats());
+            shared.publish(agg.counters());
+        }
         match cap.next_frame() {
             Ok(Some(frame)) => feed.frame(&mut agg, frame.ts_ns, frame.event),
             Ok(None) => break,
@@ -80,6 +114,14 @@ pub(super) fn run(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let (from, _) = agg.packet_span().unwrap_or((0, 0));
     let to = end.unwrap_or(from);
     let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
+    if let Some(shared) = &shared {
+        shared.publish(agg.counters());
+    }
+    if let Some(out) = &cfg.metrics_file {
+        let text = metrics::encode(agg.counters().clone(), &about, Format::OpenMetrics);
+        std::fs::write(out, metrics::exposition::with_timestamp(&text, to))
+            .with_context(|| format!("--metrics-file {}", out.display()))?;
+    }
     to_stderr(format_args!("{summary}"));
     if let Some(json) = json {
         let mut out = io::stdout().lock();

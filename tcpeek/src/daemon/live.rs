@@ -14,12 +14,16 @@ use tcpeek_common::Event;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use super::{final_output, printer, session_dest, to_stderr, wall_ns, Aggregator};
+use super::{
+    announce_metrics, final_output, printer, session_dest, to_stderr, wall_ns, Aggregator,
+};
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config};
 use crate::engine::Engine;
+use crate::metrics::http::MetricsServer;
+use crate::metrics::About;
 use crate::output::queue::{Dest, OutputQueue};
 use crate::socket::{drop_privileges, prepare_dir, SocketServer};
 use crate::stats::SharedCounters;
@@ -144,6 +148,15 @@ enum Capture {
     Ebpf(Box<EbpfCapture>),
 }
 
+impl Capture {
+    fn name(&self) -> &'static str {
+        match self {
+            Capture::Pcap(_) => "pcap",
+            Capture::Ebpf(_) => "ebpf",
+        }
+    }
+}
+
 fn open_pcap(cfg: &Config, interface: &str) -> anyhow::Result<PcapCapture> {
     Ok(PcapCapture::open_live(&LiveOptions {
         interface: Some(interface.to_string()),
@@ -214,7 +227,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let server = open_socket(cfg)?;
+        let (server, metrics) = open_servers(cfg)?;
         // 64 Ki lines (a few MB) may wait for a slow reader; beyond that
         // they are dropped and counted rather than stall the counters.
         let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;
@@ -223,8 +236,20 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             Engine::new(cfg.engine),
             cfg.filters.clone(),
             printer(cfg, out),
-        );
+        )
+        .with_buckets(cfg.buckets.clone());
         let shared = SharedCounters::new(agg.counters().clone());
+        if let Some(m) = metrics {
+            announce_metrics(&m);
+            m.spawn(
+                shared.clone(),
+                About {
+                    version: env!("CARGO_PKG_VERSION"),
+                    backend: capture.name(),
+                    interface: interface.to_string(),
+                },
+            )?;
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
 
@@ -286,6 +311,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                     agg.flush();
                 }
             }
+            agg.set_lines_dropped(output.dropped());
             shared.publish(agg.counters());
             if agg.output_error().is_some() {
                 break;
@@ -352,17 +378,19 @@ fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Erro
     }
 }
 
-/// Prepares the socket directory as root, drops privileges (`-u`), then
-/// binds the socket, as the original does.
-fn open_socket(cfg: &Config) -> anyhow::Result<Option<SocketServer>> {
+/// Prepares the socket directory and binds the metrics port as root,
+/// drops privileges (`-u`), then binds the socket, as the original does.
+fn open_servers(cfg: &Config) -> anyhow::Result<(Option<SocketServer>, Option<MetricsServer>)> {
     if let Some(path) = &cfg.socket {
         prepare_dir(path, cfg.user_ids)?;
     }
+    let metrics = cfg.metrics.map(MetricsServer::bind).transpose()?;
     if let Some(user) = &cfg.user {
         drop_privileges(user)?;
     }
-    Ok(match &cfg.socket {
+    let socket = match &cfg.socket {
         Some(path) => Some(SocketServer::bind(path)?),
         None => None,
-    })
+    };
+    Ok((socket, metrics))
 }

@@ -61,6 +61,14 @@ pub(crate) fn to_stderr(args: std::fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
+/// Says where the metrics are served (the port the kernel chose for
+/// `--metrics ADDR:0`).
+pub(crate) fn announce_metrics(server: &crate::metrics::http::MetricsServer) {
+    if let Ok(addr) = server.local_addr() {
+        to_stderr(format_args!("metrics on http://{addr}/metrics\n"));
+    }
+}
+
 /// What is printed at exit: the summary (for stderr) and, with `--json`,
 /// the final GET array (for stdout).
 pub(crate) fn final_output(

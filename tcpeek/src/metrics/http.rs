@@ -1,0 +1,172 @@
+//! The `--metrics` endpoint: `GET /metrics` over HTTP/1.1 (hyper), on a
+//! thread and a runtime of its own, so that a scrape, or a flood of them,
+//! costs the capture nothing but a copy of the counters.
+//!
+//! Each scrape encodes a snapshot ([`SharedCounters::snapshot`]). At most
+//! [`MAX_CONNECTIONS`] are served at once; beyond that a connection is
+//! closed at once. A client gets [`HEADER_TIMEOUT`] to send its request
+//! and a connection lives at most [`CONNECTION_LIFETIME`], so slow or
+//! stuck clients cannot hold the slots.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::exposition::{encode, About, Format};
+use crate::stats::SharedCounters;
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a client has to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open (a scraper reconnects).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("--metrics {addr}: cannot listen: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("--metrics: cannot start its thread: {0}")]
+    Thread(io::Error),
+}
+
+/// A bound, not yet serving, metrics endpoint. Bound before privileges
+/// are dropped (a port below 1024 needs them), served after.
+pub struct MetricsServer {
+    listener: std::net::TcpListener,
+}
+
+impl MetricsServer {
+    pub fn bind(addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        Ok(MetricsServer { listener })
+    }
+
+    /// The address it listens on (the port chosen for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `counters` until the process ends.
+    pub fn spawn(self, counters: SharedCounters, about: About) -> Result<(), MetricsError> {
+        let listener = self.listener;
+        thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        log::error!("--metrics: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(serve(listener, counters, Arc::new(about)));
+            })
+            .map(drop)
+            .map_err(MetricsError::Thread)
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, counters: SharedCounters, about: Arc<About>) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("--metrics: {e}");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                log::warn!("--metrics: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Every slot is taken: closed unanswered.
+            continue;
+        };
+        let counters = counters.clone();
+        let about = about.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let reply = respond(&req, &counters, &about);
+                async move { Ok::<_, Infallible>(reply) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The reply to one request.
+fn respond(
+    req: &Request<Incoming>,
+    counters: &SharedCounters,
+    about: &About,
+) -> Response<Full<Bytes>> {
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    match req.uri().path() {
+        "/metrics" if get => {
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            let body = encode(counters.snapshot(), about, format);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            r
+        }
+        "/" if get => text(StatusCode::OK, "tcpeek: metrics are at /metrics\n"),
+        "/metrics" | "/" => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only GET and HEAD are served here\n",
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: metrics are at /metrics\n",
+        ),
+    }
+}
