@@ -2,7 +2,8 @@
 # Everything tcpeek needs on a fresh Debian 12 machine (run as root):
 # libpcap headers to build, the eBPF toolchain (scripts/setup-ebpf.sh), and
 # what the privileged tests use (iproute2 for namespaces, nftables to make
-# packets go missing, tcpdump to record a run for replay).
+# packets go missing, tcpdump to record a run for replay; Prometheus and
+# promtool for the metrics tests).
 #
 # Idempotent: each step checks first, so it is cheap to run before every
 # build or test (the xtask commands do).
@@ -25,6 +26,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 else
     log "packages present: ${pkgs[*]}"
+fi
+
+# Prometheus without its recommends (node-exporter and its collectors).
+# Nothing is started here: the tests start their own server.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed'; then
+    log "installing prometheus"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 exec "$(dirname "$0")/setup-ebpf.sh"
