@@ -10,6 +10,10 @@
 //!    capture, next to a bare pcap-parser read loop over the same file (the
 //!    reader `-r` uses, so the ratio is tcpeek's own cost) and, for
 //!    comparison, a bare libpcap loop.
+//! 4. Metrics: the cost of a scrape (encoding a snapshot) and of a publish
+//!    (the snapshot copy live capture makes after each batch), and the
+//!    aggregator's events/s publishing as live capture does, with and
+//!    without a thread scraping it flat out, interleaved.
 
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -26,7 +30,9 @@ use tcpeek::daemon::{Aggregator, FileFeed};
 use tcpeek::engine::{Engine, EngineConfig};
 use tcpeek::filter::FilterSet;
 use tcpeek::local::{Local, Prefix};
+use tcpeek::metrics::{encode, About, Format};
 use tcpeek::output::SessionPrinter;
+use tcpeek::stats::SharedCounters;
 use tcpeek_common::{tcp_flags::*, Event, FAMILY_V4, KIND_TCP};
 use tcpeek_testkit::pcap::{PcapHeader, PcapWriter, LINKTYPE_ETHERNET};
 
@@ -332,7 +338,110 @@ fn file_mode_with(conns: u32, payload: u16) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `cargo bench -p tcpeek --bench engine [-- engine|memory|file]`
+fn min_median_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+fn metrics() {
+    let (warm, conns) = (200_000, 500_000);
+    let warmup = stream(0, warm);
+    let events = stream(warm, warm + conns);
+    let cfg = EngineConfig::new(60_000_000_000, 2_000_000, false);
+    let about = About {
+        version: "bench",
+        backend: "ebpf",
+        interface: "eth0".into(),
+    };
+    let aggregator = || {
+        let mut agg = Aggregator::new(
+            Engine::new(cfg),
+            filters(),
+            SessionPrinter::new(true, false, Box::new(std::io::sink())),
+        );
+        for ev in &warmup {
+            agg.event(ev);
+        }
+        agg
+    };
+    let mut agg = aggregator();
+    let counters = agg.counters().clone();
+    println!(
+        "metrics: {} filters ({} series)",
+        counters.filters.len(),
+        encode(counters.clone(), &about, Format::Prometheus)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count()
+    );
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let n = 2000;
+        let t = Instant::now();
+        let mut bytes = 0;
+        for _ in 0..n {
+            bytes = black_box(encode(counters.clone(), &about, format)).len();
+        }
+        println!(
+            "  scrape ({format:?}): {:7.1} us, {bytes} bytes",
+            t.elapsed().as_secs_f64() / f64::from(n) * 1e6
+        );
+    }
+    let shared = SharedCounters::new(counters.clone());
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        shared.publish(agg.counters());
+    }
+    println!(
+        "  publish (snapshot copy):  {:7.2} us",
+        t.elapsed().as_secs_f64() / f64::from(n) * 1e6
+    );
+
+    // Live capture's loop: a batch of 256 events, then a publish.
+    let run = |scraper: bool| -> f64 {
+        let mut agg = aggregator();
+        let shared = SharedCounters::new(agg.counters().clone());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let thread = scraper.then(|| {
+            let (shared, about, stop, scrapes) =
+                (shared.clone(), about.clone(), stop.clone(), scrapes.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    black_box(encode(shared.snapshot(), &about, Format::OpenMetrics));
+                    scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        });
+        let t = Instant::now();
+        for batch in events.chunks(256) {
+            for ev in batch {
+                agg.event(ev);
+            }
+            shared.publish(agg.counters());
+        }
+        agg.flush_input();
+        let secs = t.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = thread {
+            t.join().unwrap();
+        }
+        black_box(scrapes.load(std::sync::atomic::Ordering::Relaxed));
+        events.len() as f64 / secs / 1e6
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        off.push(run(false));
+        on.push(run(true));
+    }
+    let (a, b, c) = min_median_max(off.clone());
+    println!("  aggregator + publish per batch, no scraper:    {a:5.2} / {b:5.2} / {c:5.2} M events/s (min/median/max of 5)");
+    let (d, e, f) = min_median_max(on.clone());
+    println!("  aggregator + publish per batch, scraper flat out: {d:5.2} / {e:5.2} / {f:5.2} M events/s");
+    println!("  median ratio scraped / not: {:5.3}", e / b);
+}
+
+/// `cargo bench -p tcpeek --bench engine [-- engine|memory|file|metrics]`
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -352,5 +461,8 @@ fn main() {
     }
     if want("file") {
         file_mode();
+    }
+    if want("metrics") {
+        metrics();
     }
 }

@@ -69,6 +69,12 @@ fn sample() -> Counters {
     c.filters[2].1.failure.reject = 1;
     c.capture.recv = 1234;
     c.capture.drop = 5;
+    // RX's 12 successes: 10 fast, 2 after a retransmitted SYN.
+    for us in [
+        800, 850, 900, 900, 950, 1000, 1100, 1200, 1300, 1400, 1_001_000, 1_002_000,
+    ] {
+        c.detail[0].latency.observe_ns(us * 1000);
+    }
     c
 }
 
@@ -578,6 +584,98 @@ fn tcpeekstat_prints_every_counter_as_a_table() {
         "{table}"
     );
     assert!(table.contains("\nweb\n"));
+}
+
+#[tokio::test]
+async fn get_latency_replies_with_each_filters_latency() {
+    let dir = TempDir::new("latency");
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let reply = ask(&dir.sock(), b"GET_LATENCY\r\n").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_object().unwrap().keys().next().unwrap().as_str())
+        .collect();
+    assert_eq!(names, ["RX", "TX", "web"]);
+    let rx = &v[0]["RX"];
+    assert_eq!(rx["count"], 12);
+    let p50 = rx["p50"].as_f64().unwrap();
+    assert!((0.00095..0.00105).contains(&p50), "{rx}");
+    assert!(rx["p99"].as_f64().unwrap() > 0.95, "{rx}");
+    assert!(v[1]["TX"]["p99"].is_null(), "no latency recorded for TX");
+    // GET is unchanged by it.
+    assert_eq!(
+        ask(&dir.sock(), b"GET\r\n").await.unwrap(),
+        counters.get_json()
+    );
+    server.stop().await;
+}
+
+#[test]
+fn tcpeekstat_latency_draws_each_filter() {
+    let dir = TempDir::new("latency-draw");
+    let counters = shared(&sample());
+    let _server = Background::start(&dir.sock(), &counters);
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap(), "-L"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(t.starts_with("RX: 12 established, p50 "), "{t}");
+    assert!(t.contains("512 -> 1023    : 6 "), "{t}");
+    assert!(t.contains("\nTX: 0 established\n"), "{t}");
+    let out = tcpeekstat(&["-U", dir.sock().to_str().unwrap(), "-L", "-j"]);
+    assert_eq!(text(&out.stdout), format!("{}\n", counters.latency_json()));
+}
+
+#[test]
+fn tcpeekstat_watch_prints_each_intervals_rates() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("watch");
+    let mut c = sample();
+    let counters = shared(&c);
+    let _server = Background::start(&dir.sock(), &counters);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpeekstat"))
+        .args(["-U", dir.sock().to_str().unwrap(), "-w", "0.5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Between samples: 10 more successes in RX, 5 of them slow, and a reset.
+    let bump = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(700));
+        c.filters[0].1.success.total += 10;
+        c.filters[0].1.failure.total += 1;
+        c.filters[0].1.failure.reject += 1;
+        for i in 0..10 {
+            c.detail[0]
+                .latency
+                .observe_ns(if i < 5 { 3_000_000_000 } else { 500_000 });
+        }
+        counters.publish(&c);
+    });
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"RX") && cols[1] != "0.0" {
+            // 11 handshakes and 1 reset in about half a second; the
+            // interval's p99 is one of the slow ones, not the old total's.
+            let hs: f64 = cols[1].parse().unwrap();
+            assert!((11.0..=44.0).contains(&hs), "{line}");
+            assert_eq!(cols[2], cols[3], "every failure a reset: {line}");
+            assert_eq!(&cols[4..6], ["0.0", "0.0"], "{line}");
+            assert_eq!(cols[6..].join(" "), "3.01 s", "{line}");
+            break;
+        }
+        assert!(seen.len() < 200, "no interval with RX traffic: {seen:?}");
+    }
+    assert_eq!(seen[0], tcpeek::socket::client::WATCH_HEADER);
+    let _ = child.kill();
+    let _ = child.wait();
+    bump.join().unwrap();
 }
 
 #[test]

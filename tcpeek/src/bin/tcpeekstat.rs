@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Parser};
 use tcpeek::socket::client::{self, DEFAULT_GMETRIC, DEFAULT_TIMEOUT};
@@ -30,6 +31,18 @@ struct Args {
     /// gmetric for every reject, timeout, dupsyn and dupsynack counter.
     #[arg(short, long)]
     gmetric: bool,
+
+    /// Print each filter's handshake latency: p50, p90, p99 and a log2
+    /// histogram (GET_LATENCY; with -j, its JSON).
+    #[arg(short = 'L', long, conflicts_with = "gmetric")]
+    latency: bool,
+
+    /// Watch: every SEC seconds, print one line per filter with its
+    /// handshakes, failures (in all and by kind) per second and the p99
+    /// latency over the interval, until interrupted.
+    #[arg(short = 'w', long, value_name = "SEC", conflicts_with_all = ["gmetric", "json", "latency"],
+          value_parser = parse_interval)]
+    watch: Option<f64>,
 
     /// The gmetric program run by -g.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_GMETRIC)]
@@ -64,7 +77,64 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0.1 to 86400"
+        )),
+    }
+}
+
+fn sample(args: &Args) -> anyhow::Result<client::Sample> {
+    let reply = client::query_blocking(&args.socket, Request::Get, DEFAULT_TIMEOUT)?;
+    let stats = client::parse_reply(&args.socket, &reply)?;
+    let reply = client::query_blocking(&args.socket, Request::Latency, DEFAULT_TIMEOUT)?;
+    let latency = client::parse_latency(&args.socket, &reply)?;
+    Ok(client::Sample::new(stats, &latency))
+}
+
+/// `-w`: GET (not REFRESH, which would move a `-g` user's baseline) and
+/// GET_LATENCY every interval; rates are the differences.
+fn watch(args: &Args, every: f64) -> anyhow::Result<()> {
+    let mut out = io::stdout();
+    let mut before = sample(args)?;
+    let mut at = Instant::now();
+    let mut n = 0u64;
+    loop {
+        std::thread::sleep(Duration::from_secs_f64(every));
+        let now = sample(args)?;
+        let t = Instant::now();
+        if n.is_multiple_of(20) {
+            writeln!(out, "{}", client::WATCH_HEADER)?;
+        }
+        n += 1;
+        for line in client::watch_lines(&before, &now, (t - at).as_secs_f64()) {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        (before, at) = (now, t);
+    }
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(every) = args.watch {
+        return watch(args, every);
+    }
+    if args.latency {
+        let reply = client::query_blocking(&args.socket, Request::Latency, DEFAULT_TIMEOUT)?;
+        let latency = client::parse_latency(&args.socket, &reply)?;
+        let mut out = io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", reply.trim_end())?;
+        } else {
+            for (name, l) in &latency {
+                out.write_all(tcpeek::output::latency::render(name, l, "").as_bytes())?;
+            }
+        }
+        out.flush()?;
+        return Ok(());
+    }
     let request = if args.gmetric {
         Request::Refresh
     } else {

@@ -2,6 +2,7 @@
 //! original's table on stderr, or JSON Lines on stdout with `--json`) and
 //! the summary printed at exit.
 
+pub mod latency;
 mod line;
 pub mod queue;
 mod summary;

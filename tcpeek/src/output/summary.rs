@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Local, Utc};
 
+use super::latency;
 use crate::stats::Counters;
 
 /// What the summary reports besides the counters.
@@ -56,6 +57,11 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
         if info.icmp {
             let _ = writeln!(s, "     ICMP Unreachable      : {:6}", f.failure.unreach);
         }
+    }
+    let _ = writeln!(s, "{RULE}");
+    let _ = writeln!(s, " latency (established: first SYN to completing ACK)");
+    for ((name, _), d) in c.filters.iter().zip(&c.detail) {
+        s.push_str(&latency::render(name, &d.latency.latency(), "   "));
     }
     let _ = writeln!(s, "{RULE}");
     let _ = writeln!(s, " {} stats", info.capture);

@@ -19,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::Request;
+use crate::output::latency::human;
+use crate::stats::histogram::{Latency, LogHistogram};
 
 /// How long `tcpeekstat` waits for the whole exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,6 +179,71 @@ pub fn parse_reply(path: &Path, reply: &str) -> Result<Stats, ClientError> {
     })
 }
 
+/// Parses a `GET_LATENCY` reply: each filter's [`Latency`], in order.
+pub fn parse_latency(path: &Path, reply: &str) -> Result<Vec<(String, Latency)>, ClientError> {
+    let v: Vec<std::collections::BTreeMap<String, Latency>> =
+        serde_json::from_str(reply).map_err(|e| ClientError::BadReply {
+            path: path.to_owned(),
+            prefix: prefix(reply),
+            source: Some(e),
+        })?;
+    Ok(v.into_iter().flatten().collect())
+}
+
+/// One sample of a daemon for `tcpeekstat -w`: its counters and latency.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub stats: Stats,
+    pub latency: Vec<(String, LogHistogram)>,
+}
+
+impl Sample {
+    pub fn new(stats: Stats, latency: &[(String, Latency)]) -> Sample {
+        Sample {
+            stats,
+            latency: latency
+                .iter()
+                .map(|(n, l)| (n.clone(), LogHistogram::from_slots(&l.slots)))
+                .collect(),
+        }
+    }
+}
+
+/// The header of `tcpeekstat -w`'s lines.
+pub const WATCH_HEADER: &str =
+    "FILTER           HS/S   FAIL/S  RESET/S TIMEOUT/S UNREACH/S      P99";
+
+/// One line per filter of what happened between two samples `secs`
+/// apart: handshakes finished per second, failures per second in all and
+/// by kind, and the p99 latency of the handshakes established in between.
+pub fn watch_lines(before: &Sample, now: &Sample, secs: f64) -> Vec<String> {
+    let secs = secs.max(1e-3);
+    let mut lines = Vec::new();
+    for (name, hist) in &now.latency {
+        let delta = |section: &str, item: &str| {
+            let v = |s: &Stats| s.item(name, section, item).unwrap_or(0);
+            v(&now.stats).saturating_sub(v(&before.stats)) as f64 / secs
+        };
+        let ok = delta("success", "total");
+        let failed = delta("failure", "total");
+        let p99 = before
+            .latency
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| hist.clone(), |(_, h)| hist.since(h))
+            .quantile(0.99)
+            .map_or_else(|| "-".to_string(), human);
+        lines.push(format!(
+            "{name:<12} {:>8.1} {failed:>8.1} {:>8.1} {:>9.1} {:>9.1} {p99:>8}",
+            ok + failed,
+            delta("failure", "reject"),
+            delta("failure", "timeout"),
+            delta("failure", "unreach"),
+        ));
+    }
+    lines
+}
+
 /// A reply: `[{"FILTER":{"SECTION":{"ITEM":N,..},..}},..]`, in wire order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -203,6 +270,13 @@ impl Stats {
     pub fn parse(reply: &str) -> Result<Stats, serde_json::Error> {
         let filters: Vec<FilterStats> = serde_json::from_str(reply)?;
         Ok(Stats { filters })
+    }
+
+    /// The value of `filter`'s `section`.`item`.
+    pub fn item(&self, filter: &str, section: &str, item: &str) -> Option<u64> {
+        let f = self.filters.iter().find(|f| f.name == filter)?;
+        let s = f.sections.iter().find(|s| s.name == section)?;
+        s.items.iter().find(|(n, _)| n == item).map(|(_, v)| *v)
     }
 
     /// The reply as compact JSON on one line, in the server's order.

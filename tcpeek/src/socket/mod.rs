@@ -30,6 +30,9 @@ pub enum Request {
     Get,
     /// The change since the previous `REFRESH`; moves the baseline.
     Refresh,
+    /// Each filter's latency histogram and percentiles (not in the
+    /// original).
+    Latency,
 }
 
 impl Request {
@@ -37,10 +40,10 @@ impl Request {
     /// dropped, so CRLF and LF clients are both understood).
     pub fn from_line(line: &[u8]) -> Request {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line == b"REFRESH" {
-            Request::Refresh
-        } else {
-            Request::Get
+        match line {
+            b"REFRESH" => Request::Refresh,
+            b"GET_LATENCY" => Request::Latency,
+            _ => Request::Get,
         }
     }
 
@@ -49,6 +52,7 @@ impl Request {
         match self {
             Request::Get => b"GET\r\n",
             Request::Refresh => b"REFRESH\r\n",
+            Request::Latency => b"GET_LATENCY\r\n",
         }
     }
 }

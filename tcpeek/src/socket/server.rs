@@ -257,6 +257,7 @@ async fn serve_client(
     let reply = match request {
         Request::Get => counters.get_json(),
         Request::Refresh => counters.refresh_json(),
+        Request::Latency => counters.latency_json(),
     };
     let write = async {
         stream.write_all(reply.as_bytes()).await?;
@@ -361,6 +362,9 @@ mod tests {
         assert_eq!(parse_line(b"REFRESH", 1024), Some(Request::Refresh));
         assert_eq!(parse_line(b"REFRESH\r", 1024), Some(Request::Refresh));
         assert_eq!(parse_line(b"GET\r", 1024), Some(Request::Get));
+        assert_eq!(parse_line(b"GET_LATENCY\r", 1024), Some(Request::Latency));
+        assert_eq!(parse_line(b"GET_LATENCY", 1024), Some(Request::Latency));
+        assert_eq!(parse_line(b"get_latency", 1024), Some(Request::Get));
         assert_eq!(parse_line(b"refresh", 1024), Some(Request::Get));
         assert_eq!(parse_line(b"REFRESH ", 1024), Some(Request::Get));
         assert_eq!(parse_line(b"", 1024), Some(Request::Get));

@@ -13,6 +13,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// The default bucket bounds, in seconds. Up to half a second they follow
 /// the usual latency series; above it each bound sits just below a SYN
 /// retransmission epoch (Linux's initial RTO of 1 s, doubling: 1, 2, 4 ..
@@ -210,11 +212,27 @@ impl Default for LogHistogram {
 }
 
 /// One row of the log2 drawing: durations `lo..=hi` microseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
+    #[serde(rename = "lo_us")]
     pub lo: u64,
+    #[serde(rename = "hi_us")]
     pub hi: u64,
     pub count: u64,
+}
+
+/// A [`LogHistogram`] as the socket's `GET_LATENCY` returns it: the
+/// count, p50, p90 and p99 in seconds (null when empty), the log2 rows
+/// to draw, and every non-empty slot as `[first_us, count]`, from which a
+/// client rebuilds the histogram (to take the difference of two).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub rows: Vec<Row>,
+    pub slots: Vec<[u64; 2]>,
 }
 
 impl LogHistogram {
@@ -265,6 +283,42 @@ impl LogHistogram {
             }
         }
         unreachable!("the slots add up to the total")
+    }
+
+    /// The summary of it that clients get.
+    pub fn latency(&self) -> Latency {
+        Latency {
+            count: self.total,
+            p50: self.quantile(0.5),
+            p90: self.quantile(0.9),
+            p99: self.quantile(0.99),
+            rows: self.rows(),
+            slots: (0..SLOTS)
+                .filter(|&i| self.counts[i] > 0)
+                .map(|i| [LogHistogram::slot_range(i).0, self.counts[i]])
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a histogram from [`Latency::slots`].
+    pub fn from_slots(slots: &[[u64; 2]]) -> LogHistogram {
+        let mut h = LogHistogram::default();
+        for &[us, n] in slots {
+            h.counts[LogHistogram::slot(us)] += n;
+            h.total += n;
+        }
+        h
+    }
+
+    /// What was counted since `earlier` (saturating: a restarted daemon
+    /// counts from zero).
+    pub fn since(&self, earlier: &LogHistogram) -> LogHistogram {
+        let mut d = LogHistogram::default();
+        for i in 0..SLOTS {
+            d.counts[i] = self.counts[i].saturating_sub(earlier.counts[i]);
+            d.total += d.counts[i];
+        }
+        d
     }
 
     /// bcc's log2 rows (0-1, 2-3, 4-7 .. us) from the first to the last
@@ -396,6 +450,29 @@ mod tests {
         one.observe_ns(3_400);
         assert_eq!(one.quantile(0.99), Some(0.000003), "exact below 8 us");
         assert_eq!(one.quantile(0.0), Some(0.000003), "the smallest rank is 1");
+    }
+
+    #[test]
+    fn a_histogram_survives_its_slots_and_differences_are_per_slot() {
+        let mut h = LogHistogram::default();
+        for us in [3, 900, 901, 5000, 2_000_000] {
+            h.observe_ns(us * 1000);
+        }
+        let l = h.latency();
+        assert_eq!(l.count, 5);
+        assert_eq!(LogHistogram::from_slots(&l.slots), h);
+        let json = serde_json::to_string(&l).unwrap();
+        let back: Latency = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, l);
+        let mut later = h.clone();
+        later.observe_ns(7_000_000_000);
+        let d = later.since(&h);
+        assert_eq!(
+            (d.count(), d.quantile(1.0).map(|s| s.round())),
+            (1, Some(7.0))
+        );
+        assert_eq!(h.since(&later).count(), 0, "saturates");
+        assert_eq!(LogHistogram::default().latency().p99, None);
     }
 
     #[test]

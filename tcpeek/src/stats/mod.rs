@@ -297,6 +297,20 @@ impl Counters {
         serde_json::to_string(&GetReply(self)).expect("counters serialize")
     }
 
+    /// The reply to `GET_LATENCY`: each filter's established handshakes'
+    /// latency ([`histogram::Latency`]), in filter order.
+    ///
+    /// `[{"RX":{"count":..,"p50":..,"p90":..,"p99":..,"rows":[..],"slots":[..]}},..]`
+    pub fn to_latency_json(&self) -> String {
+        let v: Vec<Named<'_, histogram::Latency>> = self
+            .filters
+            .iter()
+            .zip(&self.detail)
+            .map(|((name, _), d)| Named(name, d.latency.latency()))
+            .collect();
+        serde_json::to_string(&v).expect("latency serializes")
+    }
+
     /// The reply to `REFRESH`: the change since `baseline`, with the
     /// original's reduced failure object (`reject` includes `unreach`) and no
     /// capture element.
@@ -441,6 +455,11 @@ impl SharedCounters {
     /// The `GET` reply.
     pub fn get_json(&self) -> String {
         self.snapshot().to_get_json()
+    }
+
+    /// The `GET_LATENCY` reply.
+    pub fn latency_json(&self) -> String {
+        self.snapshot().to_latency_json()
     }
 
     /// The `REFRESH` reply; moves the baseline to now.
