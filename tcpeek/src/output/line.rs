@@ -87,6 +87,26 @@ struct JsonSession<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     synack_to_ack: Option<f64>,
     filters: &'a [&'a str],
+    /// Community ID v1 of the connection (seed 0), as Zeek and Suricata
+    /// write it.
+    community_id: String,
+}
+
+/// The Community ID v1 (seed 0) of a TCP connection: the same string
+/// whichever side it is computed from.
+pub fn community_id(f: &Finished) -> String {
+    let (c, s) = (&f.conn.client, &f.conn.server);
+    // Both ends are of one family and ports are given: it cannot fail.
+    community_id::calculate_community_id(
+        0,
+        c.addr.ip(),
+        s.addr.ip(),
+        Some(c.port),
+        Some(s.port),
+        6,
+        false,
+    )
+    .unwrap_or_default()
 }
 
 /// One finished handshake as a single-line JSON object.
@@ -109,6 +129,7 @@ pub fn json_line(f: &Finished, filters: &[&str]) -> String {
             .filter(|_| f.outcome == Outcome::Success)
             .map(|(_, b)| b as f64 / 1e9),
         filters,
+        community_id: community_id(f),
     })
     .expect("session serializes")
 }
@@ -200,6 +221,21 @@ mod tests {
         assert_eq!(v["filters"], serde_json::json!(["RX", "web"]));
         assert_eq!(v["syn_to_synack"], 39.0);
         assert!(v.get("synack_to_ack").is_none(), "a reset has no ACK phase");
+    }
+
+    #[test]
+    fn community_id_is_the_specifications() {
+        // The Community ID specification's baseline (tcp.pcap of
+        // corelight/community-id-spec): 128.232.110.120:34855 ->
+        // 66.35.250.204:80, seed 0.
+        let mut f = finished("128.232.110.120", "66.35.250.204", Outcome::Success);
+        f.conn.client.port = 34855;
+        assert_eq!(community_id(&f), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        let v: serde_json::Value = serde_json::from_str(&json_line(&f, &[])).unwrap();
+        assert_eq!(v["community_id"], "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        // The same from the other side.
+        std::mem::swap(&mut f.conn.client, &mut f.conn.server);
+        assert_eq!(community_id(&f), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
     }
 
     #[test]
