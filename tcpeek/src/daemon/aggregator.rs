@@ -181,8 +181,9 @@ impl Aggregator {
             let matched = &mut self.matched;
             self.filters
                 .for_each_in(f.tag, &f.conn, |i| matched.push(i));
+            let tally = self.counters.tally(&f);
             for &i in &self.matched {
-                self.counters.record(i, &f);
+                self.counters.record(i, &f, &tally);
             }
             if self.output_error.is_none() && !self.printer.is_quiet() {
                 let names: Vec<&str> = self

@@ -192,29 +192,71 @@ impl FilterDetail {
         }
     }
 
-    pub fn record(&mut self, f: &Finished, b: &Buckets) {
+    /// Counts a finished handshake, as [`Tally::of`] worked it out.
+    pub fn record(&mut self, t: &Tally) {
+        let d = &mut self.family[usize::from(t.v6)];
+        d.results[t.outcome as usize] += 1;
+        if let Some(e) = &t.established {
+            d.retransmitted[0] += u64::from(e.dupsyn);
+            d.retransmitted[1] += u64::from(e.dupsynack);
+            d.duration.observe_at(e.duration);
+            self.latency.observe_slot(e.slot);
+            if let Some((a, c)) = e.phases {
+                d.syn_to_synack.observe_at(a);
+                d.synack_to_ack.observe_at(c);
+            }
+        }
+        if let Some(slot) = t.icmp {
+            d.icmp[slot] += 1;
+        }
+    }
+}
+
+/// What a finished handshake adds to each filter it counts in, worked out
+/// once: which bucket each duration falls in is the same for every filter.
+#[derive(Clone, Copy, Debug)]
+pub struct Tally {
+    outcome: Outcome,
+    v6: bool,
+    established: Option<Established>,
+    icmp: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Established {
+    dupsyn: bool,
+    dupsynack: bool,
+    /// (bucket, ns) of the whole handshake and of its two phases.
+    duration: (usize, u64),
+    phases: Option<((usize, u64), (usize, u64))>,
+    /// Its [`LogHistogram`] slot.
+    slot: usize,
+}
+
+impl Tally {
+    pub fn of(f: &Finished, b: &Buckets) -> Tally {
         let v6 = f.conn.client.addr.is_v6();
-        let d = &mut self.family[usize::from(v6)];
-        d.results[f.outcome as usize] += 1;
-        match f.outcome {
-            Outcome::Success => {
-                d.retransmitted[0] += u64::from(f.dupsyn > 0);
-                d.retransmitted[1] += u64::from(f.dupsynack > 0);
-                let ns = f.duration_ns();
-                d.duration.observe(b, ns);
-                self.latency.observe_ns(ns);
+        let at = |ns: u64| (b.index(ns), ns);
+        let established = (f.outcome == Outcome::Success).then(|| {
+            let ns = f.duration_ns();
+            Established {
+                dupsyn: f.dupsyn > 0,
+                dupsynack: f.dupsynack > 0,
+                duration: at(ns),
                 // A success always had the server's acknowledgement.
-                if let Some((a, c)) = f.phases_ns() {
-                    d.syn_to_synack.observe(b, a);
-                    d.synack_to_ack.observe(b, c);
-                }
+                phases: f.phases_ns().map(|(a, c)| (at(a), at(c))),
+                slot: LogHistogram::slot_of_ns(ns),
             }
-            Outcome::Unreach => {
-                if let Some(code) = f.icmp_code {
-                    d.icmp[icmp_slot(v6, code)] += 1;
-                }
-            }
-            _ => {}
+        });
+        let icmp = match (f.outcome, f.icmp_code) {
+            (Outcome::Unreach, Some(code)) => Some(icmp_slot(v6, code)),
+            _ => None,
+        };
+        Tally {
+            outcome: f.outcome,
+            v6,
+            established,
+            icmp,
         }
     }
 }
@@ -282,12 +324,18 @@ impl Counters {
         }
     }
 
-    /// Counts a finished handshake in filter `i`.
-    pub fn record(&mut self, i: usize, f: &Finished) {
+    /// What `f` adds to each filter it counts in ([`Counters::record`]).
+    pub fn tally(&self, f: &Finished) -> Tally {
+        Tally::of(f, &self.buckets)
+    }
+
+    /// Counts finished handshake `f` in filter `i`; `t` is its
+    /// [`Counters::tally`].
+    pub fn record(&mut self, i: usize, f: &Finished, t: &Tally) {
         self.filters[i].1.record(f.outcome, f.dupsyn, f.dupsynack);
         let d = &mut self.detail[i];
         d.in_progress = d.in_progress.saturating_sub(1);
-        d.record(f, &self.buckets);
+        d.record(t);
     }
 
     /// The reply to `GET`: totals since start, then the capture element.
