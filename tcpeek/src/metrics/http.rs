@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::exposition::{encode, About, Format};
+use super::{encode, About, Format};
 use crate::stats::SharedCounters;
 
 /// Connections served at once.

@@ -1,12 +1,14 @@
 //! Metrics for fleets: the counters as Prometheus metrics.
 //!
-//! - [`exposition`]: the metric set, encoded from a snapshot of the
-//!   counters (`prometheus-client` does the encoding, in the Prometheus
-//!   text format or OpenMetrics);
+//! - [`model`]: the metric set, as data, from a snapshot of the counters;
+//! - [`exposition`]: its Prometheus text format or OpenMetrics
+//!   (`prometheus-client` does the encoding);
 //! - [`http`]: the `--metrics` endpoint, on a thread of its own so that
 //!   no scrape can hold up the capture.
 
 pub mod exposition;
 pub mod http;
+pub mod model;
 
-pub use exposition::{encode, About, Format};
+pub use exposition::{encode, Format};
+pub use model::About;

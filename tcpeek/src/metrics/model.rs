@@ -1,0 +1,306 @@
+//! The metric set (README, "Metrics") as plain data, built from a
+//! [`Counters`] snapshot: one description that both the Prometheus
+//! exposition and OTLP encode, so the two can never disagree.
+//!
+//! Names follow the Prometheus naming guide without the suffixes the
+//! encoders add: `_total` on counters, the unit (`_seconds`) on the
+//! durations. No label takes an address or a port: the series are bounded
+//! by the filters.
+
+use crate::stats::histogram::{Buckets, Histogram};
+use crate::stats::{result_label, Counters, FilterDetail, FAMILIES, ICMP_SLOTS, OUTCOMES};
+
+/// What tcpeek says about itself, fixed for a run.
+#[derive(Clone, Debug)]
+pub struct About {
+    pub version: &'static str,
+    /// `ebpf`, `pcap` or `file`.
+    pub backend: &'static str,
+    /// The interface watched, or the file read.
+    pub interface: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// A gauge of 1 whose labels are the information.
+    Info,
+    Histogram,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    Int(u64),
+    Histogram(&'a Histogram, &'a Buckets),
+}
+
+/// One series: its labels and its value.
+#[derive(Clone, Debug)]
+pub struct Point<'a> {
+    pub labels: Vec<(&'static str, &'a str)>,
+    pub value: Value<'a>,
+}
+
+/// One metric and its series.
+#[derive(Clone, Debug)]
+pub struct Family<'a> {
+    /// Without `_total` or a unit suffix.
+    pub name: &'static str,
+    pub help: &'static str,
+    /// Measured in seconds (the name gains `_seconds`).
+    pub seconds: bool,
+    pub kind: Kind,
+    pub points: Vec<Point<'a>>,
+}
+
+impl<'a> Family<'a> {
+    fn new(name: &'static str, kind: Kind, help: &'static str) -> Family<'a> {
+        Family {
+            name,
+            help,
+            seconds: false,
+            kind,
+            points: Vec::new(),
+        }
+    }
+
+    fn point(&mut self, labels: Vec<(&'static str, &'a str)>, value: Value<'a>) {
+        self.points.push(Point { labels, value });
+    }
+}
+
+/// ICMP code labels by slot (`stats::icmp_slot`), per family. IPv4 code 4
+/// (fragmentation needed) never ends a handshake and has no series.
+const ICMP_V4_CODES: [(usize, &str); 15] = [
+    (0, "0"),
+    (1, "1"),
+    (2, "2"),
+    (3, "3"),
+    (5, "5"),
+    (6, "6"),
+    (7, "7"),
+    (8, "8"),
+    (9, "9"),
+    (10, "10"),
+    (11, "11"),
+    (12, "12"),
+    (13, "13"),
+    (14, "14"),
+    (15, "15"),
+];
+const ICMP_V6_CODES: [(usize, &str); 10] = [
+    (0, "0"),
+    (1, "1"),
+    (2, "2"),
+    (3, "3"),
+    (4, "4"),
+    (5, "5"),
+    (6, "6"),
+    (7, "7"),
+    (8, "8"),
+    (9, "other"),
+];
+const _: () = assert!(ICMP_V4_CODES[14].0 < ICMP_SLOTS && ICMP_V6_CODES[9].0 < ICMP_SLOTS);
+
+/// Every metric of `c`, in exposition order.
+pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
+    let filters = || {
+        c.filters
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .zip(&c.detail)
+            .flat_map(|(filter, d): (&'a str, &'a FilterDetail)| {
+                FAMILIES
+                    .iter()
+                    .zip(&d.family)
+                    .map(move |(fam, f)| (filter, *fam, f))
+            })
+    };
+    let b = &c.buckets;
+    let mut out = Vec::new();
+
+    let mut m = Family::new(
+        "tcpeek_handshakes",
+        Kind::Counter,
+        "Finished TCP handshakes by filter, address family and result",
+    );
+    for (filter, fam, f) in filters() {
+        for o in OUTCOMES {
+            let labels = vec![
+                ("filter", filter),
+                ("family", fam),
+                ("result", result_label(o)),
+            ];
+            m.point(labels, Value::Int(f.results[o as usize]));
+        }
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_handshake_duration",
+        Kind::Histogram,
+        "Established handshakes, first SYN to completing ACK",
+    );
+    m.seconds = true;
+    for (filter, fam, f) in filters() {
+        m.point(
+            vec![("filter", filter), ("family", fam)],
+            Value::Histogram(&f.duration, b),
+        );
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_handshake_phase_duration",
+        Kind::Histogram,
+        "Established handshakes by phase: first SYN to the server's acknowledgement of it (syn_to_synack), that to the completing ACK (synack_to_ack)",
+    );
+    m.seconds = true;
+    for (filter, fam, f) in filters() {
+        for (phase, h) in [
+            ("syn_to_synack", &f.syn_to_synack),
+            ("synack_to_ack", &f.synack_to_ack),
+        ] {
+            let labels = vec![("filter", filter), ("family", fam), ("phase", phase)];
+            m.point(labels, Value::Histogram(h, b));
+        }
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_handshakes_retransmitted",
+        Kind::Counter,
+        "Established handshakes with at least one retransmitted SYN or SYN/ACK (the socket's dupsyn and dupsynack)",
+    );
+    for (filter, fam, f) in filters() {
+        for (segment, v) in ["syn", "synack"].into_iter().zip(f.retransmitted) {
+            let labels = vec![("filter", filter), ("family", fam), ("segment", segment)];
+            m.point(labels, Value::Int(v));
+        }
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_handshakes_in_progress",
+        Kind::Gauge,
+        "Handshakes being tracked, by filter",
+    );
+    for ((filter, _), d) in c.filters.iter().zip(&c.detail) {
+        m.point(vec![("filter", filter.as_str())], Value::Int(d.in_progress));
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_icmp_unreachable",
+        Kind::Counter,
+        "Handshakes ended by an ICMP (type 3) or ICMPv6 (type 1) destination unreachable, by code (with --icmp)",
+    );
+    for (filter, fam, f) in filters() {
+        let (ty, codes) = match fam {
+            "ipv4" => ("3", &ICMP_V4_CODES[..]),
+            _ => ("1", &ICMP_V6_CODES[..]),
+        };
+        for &(slot, code) in codes {
+            let labels = vec![
+                ("filter", filter),
+                ("family", fam),
+                ("type", ty),
+                ("code", code),
+            ];
+            m.point(labels, Value::Int(f.icmp[slot]));
+        }
+    }
+    out.push(m);
+
+    let mut m = Family::new(
+        "tcpeek_build",
+        Kind::Info,
+        "tcpeek's version and capture backend",
+    );
+    m.point(
+        vec![("version", about.version), ("backend", about.backend)],
+        Value::Int(1),
+    );
+    out.push(m);
+
+    let iface = about.interface.as_str();
+    let mut m = Family::new(
+        "tcpeek_capture_packets",
+        Kind::Counter,
+        "Packets the capture looked at",
+    );
+    m.point(vec![("interface", iface)], Value::Int(c.capture.recv));
+    out.push(m);
+
+    let reasons: &[(&str, u64)] = match about.backend {
+        "ebpf" => &[
+            ("ring_full", c.capture.drop),
+            ("kernel_table_full", c.capture.ifdrop),
+        ],
+        "pcap" => &[("libpcap", c.capture.drop), ("ifdrop", c.capture.ifdrop)],
+        _ => &[],
+    };
+    let mut m = Family::new(
+        "tcpeek_capture_dropped",
+        Kind::Counter,
+        "What the capture lost, by reason: eBPF ring buffer full or in-kernel handshake table full; libpcap buffer or interface drops",
+    );
+    for &(reason, v) in reasons {
+        m.point(
+            vec![("interface", iface), ("reason", reason)],
+            Value::Int(v),
+        );
+    }
+    out.push(m);
+
+    for (name, kind, help, v) in [
+        (
+            "tcpeek_packets_malformed",
+            Kind::Counter,
+            "Frames that could not be decoded or failed the checksum check",
+            c.capture.malformed,
+        ),
+        (
+            "tcpeek_packets_truncated",
+            Kind::Counter,
+            "Frames cut short by the snapshot length whose TCP header was still decoded",
+            c.capture.truncated,
+        ),
+        (
+            "tcpeek_records_late",
+            Kind::Counter,
+            "Records that arrived later than the reordering window allows",
+            c.engine.late,
+        ),
+        (
+            "tcpeek_sessions_overflow",
+            Kind::Counter,
+            "Opening SYNs not tracked because the session table was full",
+            c.engine.overflow,
+        ),
+        (
+            "tcpeek_output_lines_dropped",
+            Kind::Counter,
+            "Handshake lines dropped because their reader was too slow",
+            c.lines_dropped,
+        ),
+        (
+            "tcpeek_sessions_tracked",
+            Kind::Gauge,
+            "Handshakes in progress in the session table",
+            c.engine.pending,
+        ),
+        (
+            "tcpeek_session_table_capacity",
+            Kind::Gauge,
+            "Most handshakes the session table tracks at once (--max-sessions)",
+            c.engine.capacity,
+        ),
+    ] {
+        let mut m = Family::new(name, kind, help);
+        m.point(Vec::new(), Value::Int(v));
+        out.push(m);
+    }
+    out
+}
