@@ -350,8 +350,7 @@ fn metrics() {
     let cfg = EngineConfig::new(60_000_000_000, 2_000_000, false);
     let about = About {
         version: "bench",
-        backend: "ebpf",
-        interface: "eth0".into(),
+        ..About::new("ebpf", "eth0")
     };
     let aggregator = || {
         let mut agg = Aggregator::new(

@@ -140,6 +140,17 @@ pub struct Args {
           value_parser = parse_buckets)]
     pub metrics_buckets: Option<Buckets>,
 
+    /// Push the metrics as OTLP (HTTP, protobuf) to this collector every
+    /// --otlp-interval and at the end of the run: http://HOST[:PORT][/PATH],
+    /// the path defaulting to /v1/metrics.
+    #[arg(long = "otlp", value_name = "URL", value_parser = parse_otlp)]
+    pub otlp: Option<OtlpTarget>,
+
+    /// Seconds between OTLP pushes.
+    #[arg(long = "otlp-interval", value_name = "SEC", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub otlp_interval: u64,
+
     /// At the end of a capture file (-r), write the metrics to this file
     /// as OpenMetrics with the file's last packet time as the timestamp
     /// (for `promtool tsdb create-blocks-from openmetrics`).
@@ -180,6 +191,22 @@ fn parse_loglevel(s: &str) -> Result<log::LevelFilter, String> {
             ))
         }
     })
+}
+
+/// Where `--otlp` pushes.
+#[cfg(feature = "otlp")]
+pub type OtlpTarget = crate::metrics::otlp::Target;
+/// Where `--otlp` pushes (this build has no OTLP).
+#[cfg(not(feature = "otlp"))]
+pub type OtlpTarget = String;
+
+fn parse_otlp(s: &str) -> Result<OtlpTarget, String> {
+    #[cfg(feature = "otlp")]
+    return s.parse();
+    #[cfg(not(feature = "otlp"))]
+    return Err(format!(
+        "'{s}': this tcpeek was built without OTLP (cargo feature 'otlp')"
+    ));
 }
 
 fn parse_buckets(s: &str) -> Result<Buckets, String> {
@@ -225,6 +252,8 @@ pub struct Config {
     pub json: bool,
     /// `--metrics`: where to serve them.
     pub metrics: Option<SocketAddr>,
+    /// `--otlp` and its interval.
+    pub otlp: Option<(OtlpTarget, std::time::Duration)>,
     /// `--metrics-file`: where to write them at the end of a file.
     pub metrics_file: Option<PathBuf>,
     /// The latency histograms' bounds.
@@ -368,6 +397,9 @@ impl Config {
             quiet: args.quiet,
             json: args.json,
             metrics: args.metrics,
+            otlp: args
+                .otlp
+                .map(|t| (t, std::time::Duration::from_secs(args.otlp_interval))),
             metrics_file: args.metrics_file,
             buckets: args.metrics_buckets.unwrap_or_default(),
             local_note,
@@ -480,6 +512,10 @@ mod tests {
                 "'soon' is not a number",
             ),
             (&["--metrics-file", "m.om"][..], "--read"),
+            (&["--otlp", "https://c:4318"][..], "https is not supported"),
+            (&["--otlp", "ftp://c"][..], "is not an http:// URL"),
+            (&["--otlp", "http://"][..], "--otlp"),
+            (&["--otlp-interval", "0"][..], "--otlp-interval"),
         ] {
             let e = parse(args).unwrap_err().to_string();
             assert!(e.contains(want), "{args:?}: {e}");

@@ -52,8 +52,7 @@ fn mixed_counters() -> Counters {
 fn about() -> About {
     About {
         version: "0.0.0-test",
-        backend: "pcap",
-        interface: "veth0".into(),
+        ..About::new("pcap", "veth0")
     }
 }
 

@@ -4,7 +4,10 @@
 //! checks the series, the counters and the histogram counts against each
 //! daemon's socket `GET`. Prometheus runs inside the server's namespace,
 //! on its loopback, with a generated configuration and a temporary data
-//! directory. Run as root (CI does).
+//! directory. The daemons also push OTLP every second to a test collector
+//! there. Run as root (CI does).
+
+#![cfg(feature = "otlp")]
 
 mod common;
 
@@ -13,6 +16,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric as data;
+use prost::Message;
 use serde_json::Value;
 
 const CONNECT: Duration = Duration::from_secs(20);
@@ -136,6 +142,13 @@ fn prometheus_scrapes_what_the_socket_counts() {
          tcp dport 7004 reject with icmp type host-unreachable; } }",
     );
     pair.client.sysctl("net.ipv4.tcp_syn_retries", "1");
+    // An OTLP collector on the server namespace's loopback.
+    let otlp_listener = pair
+        .server
+        .enter(|| std::net::TcpListener::bind("127.0.0.1:4318"))
+        .unwrap();
+    let (otlp_addr, pushes) = collector::collector(otlp_listener, hyper::StatusCode::OK);
+    let otlp_url = format!("http://{otlp_addr}");
     let dir = TempDir::new("prometheus-daemons");
     let daemons: Vec<(Daemon, SocketAddr)> = backends()
         .into_iter()
@@ -155,6 +168,10 @@ fn prometheus_scrapes_what_the_socket_counts() {
                     "--icmp",
                     "--metrics",
                     &metrics,
+                    "--otlp",
+                    &otlp_url,
+                    "--otlp-interval",
+                    "1",
                     "web:RX@%:8080",
                 ],
             );
@@ -307,6 +324,52 @@ fn prometheus_scrapes_what_the_socket_counts() {
         assert_eq!(series.len(), 3 * 2 * 5, "{b}: filters x families x results");
     }
     drop(prom);
+    // Each daemon also pushed OTLP every second: cumulative series from
+    // one start time, which reach the socket's counts.
+    for (d, _) in &daemons {
+        let b = &d.backend;
+        let get: Value = serde_json::from_str(&request(&d.socket, "GET\r\n")).unwrap();
+        let want = filter(&get, "RX")["success"]["total"].as_i64().unwrap();
+        let starts = wait_for(&format!("{b}: an OTLP push with the final counts"), || {
+            let got = pushes.lock().unwrap();
+            let mut starts = Vec::new();
+            let mut reached = false;
+            for (_, _, body) in got.iter() {
+                let req = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
+                let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+                let Some(data::Data::Gauge(info)) =
+                    &collector::metric(metrics, "tcpeek_build_info").data
+                else {
+                    panic!("build info is not a gauge")
+                };
+                if collector::string_attr(&info.data_points[0].attributes, "backend") != Some(b) {
+                    continue;
+                }
+                let Some(data::Data::Sum(sum)) =
+                    &collector::metric(metrics, "tcpeek_handshakes").data
+                else {
+                    panic!("tcpeek_handshakes is not a sum")
+                };
+                let established: i64 = sum
+                    .data_points
+                    .iter()
+                    .filter(|p| {
+                        collector::string_attr(&p.attributes, "filter") == Some("RX")
+                            && collector::string_attr(&p.attributes, "result")
+                                == Some("established")
+                    })
+                    .map(collector::int_value)
+                    .sum();
+                starts.push(sum.data_points[0].start_time_unix_nano);
+                reached |= established == want;
+            }
+            (reached && starts.len() >= 2).then_some(starts)
+        });
+        assert!(
+            starts.windows(2).all(|w| w[0] == w[1]),
+            "{b}: one start time: {starts:?}"
+        );
+    }
     for (d, _) in daemons {
         let e = d.stop();
         assert!(e.status.success(), "{}", e.stderr);

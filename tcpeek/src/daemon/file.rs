@@ -67,11 +67,8 @@ pub(super) fn run(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
         printer(cfg, out),
     )
     .with_buckets(cfg.buckets.clone());
-    let about = About {
-        version: env!("CARGO_PKG_VERSION"),
-        backend: "file",
-        interface: path.display().to_string(),
-    };
+    let mut about = About::new("file", path.display().to_string());
+    let final_push = super::start_otlp(cfg, &mut about, None, super::wall_ns())?;
     let shared = match cfg.metrics {
         Some(addr) => {
             let shared = SharedCounters::new(agg.counters().clone());
@@ -116,6 +113,11 @@ pub(super) fn run(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let (summary, json) = final_output(&mut agg, cfg, (from, to), "pcap", 0);
     if let Some(shared) = &shared {
         shared.publish(agg.counters());
+    }
+    if let Some(p) = final_push {
+        // Cumulative since the first packet, at the last one: the file's
+        // own time, as the summary and --metrics-file give it.
+        p.push(agg.counters(), (from, to));
     }
     if let Some(out) = &cfg.metrics_file {
         let text = metrics::encode(agg.counters().clone(), &about, Format::OpenMetrics);

@@ -15,7 +15,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    announce_metrics, final_output, printer, session_dest, to_stderr, wall_ns, Aggregator,
+    announce_metrics, final_output, printer, session_dest, start_otlp, to_stderr, wall_ns,
+    Aggregator,
 };
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
@@ -239,16 +240,13 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         )
         .with_buckets(cfg.buckets.clone());
         let shared = SharedCounters::new(agg.counters().clone());
+        let mut about = About::new(capture.name(), interface);
+        // OTLP's cumulative series start here, in every push.
+        let pushes_from = wall_ns();
+        let final_push = start_otlp(cfg, &mut about, Some(&shared), pushes_from)?;
         if let Some(m) = metrics {
             announce_metrics(&m);
-            m.spawn(
-                shared.clone(),
-                About {
-                    version: env!("CARGO_PKG_VERSION"),
-                    backend: capture.name(),
-                    interface: interface.to_string(),
-                },
-            )?;
+            m.spawn(shared.clone(), about)?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let server_task = server.map(|s| tokio::spawn(s.serve(shared.clone(), stop_rx.clone())));
@@ -341,6 +339,10 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         let dropped = output.dropped();
         let (summary, json) =
             final_output(&mut agg, cfg, (from_ns, wall_ns()), capture_name, dropped);
+        if let Some(p) = final_push {
+            agg.set_lines_dropped(dropped);
+            p.push(agg.counters(), (pushes_from, wall_ns()));
+        }
         drop(agg);
         // Behind the lines still queued; a reader that never comes back
         // must not keep the process from exiting.

@@ -61,6 +61,56 @@ pub(crate) fn to_stderr(args: std::fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
+/// The end-of-run OTLP push (`--otlp`).
+pub(crate) struct FinalPush {
+    #[cfg(feature = "otlp")]
+    pusher: crate::metrics::otlp::Pusher,
+}
+
+impl FinalPush {
+    /// Pushes the final counters, counted since `span.0` (a file's first
+    /// packet; live: the start), at `span.1`, waiting a few seconds at
+    /// most.
+    pub(crate) fn push(self, counters: &crate::stats::Counters, span: (u64, u64)) {
+        #[cfg(feature = "otlp")]
+        {
+            let mut pusher = self.pusher.since(span.0);
+            crate::metrics::otlp::push_once(&mut pusher, counters, span.1);
+        }
+        #[cfg(not(feature = "otlp"))]
+        let _ = (self, counters, span);
+    }
+}
+
+/// `--otlp`: makes the metrics count failed pushes, starts pushing
+/// `periodic`'s snapshots every interval (live capture), and returns the
+/// end-of-run push. `None` without `--otlp`.
+pub(crate) fn start_otlp(
+    cfg: &Config,
+    about: &mut crate::metrics::About,
+    periodic: Option<&crate::stats::SharedCounters>,
+    start_ns: u64,
+) -> anyhow::Result<Option<FinalPush>> {
+    #[cfg(feature = "otlp")]
+    if let Some((target, interval)) = &cfg.otlp {
+        use crate::metrics::otlp::Pusher;
+        about.otlp_failures = Some(Default::default());
+        if let Some(shared) = periodic {
+            Pusher::new(target.clone(), about.clone(), start_ns)
+                .spawn(shared.clone(), *interval)?;
+        }
+        to_stderr(format_args!(
+            "pushing OTLP metrics to {target} every {}s\n",
+            interval.as_secs()
+        ));
+        return Ok(Some(FinalPush {
+            pusher: Pusher::new(target.clone(), about.clone(), start_ns),
+        }));
+    }
+    let _ = (cfg, about, periodic, start_ns);
+    Ok(None)
+}
+
 /// Says where the metrics are served (the port the kernel chose for
 /// `--metrics ADDR:0`).
 pub(crate) fn announce_metrics(server: &crate::metrics::http::MetricsServer) {

@@ -7,6 +7,9 @@
 //! durations. No label takes an address or a port: the series are bounded
 //! by the filters.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::stats::histogram::{Buckets, Histogram};
 use crate::stats::{result_label, Counters, FilterDetail, FAMILIES, ICMP_SLOTS, OUTCOMES};
 
@@ -18,6 +21,19 @@ pub struct About {
     pub backend: &'static str,
     /// The interface watched, or the file read.
     pub interface: String,
+    /// With `--otlp`: the pushes that failed.
+    pub otlp_failures: Option<Arc<AtomicU64>>,
+}
+
+impl About {
+    pub fn new(backend: &'static str, interface: impl Into<String>) -> About {
+        About {
+            version: env!("CARGO_PKG_VERSION"),
+            backend,
+            interface: interface.into(),
+            otlp_failures: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,6 +316,15 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
     ] {
         let mut m = Family::new(name, kind, help);
         m.point(Vec::new(), Value::Int(v));
+        out.push(m);
+    }
+    if let Some(n) = &about.otlp_failures {
+        let mut m = Family::new(
+            "tcpeek_otlp_push_failures",
+            Kind::Counter,
+            "OTLP pushes (--otlp) that failed",
+        );
+        m.point(Vec::new(), Value::Int(n.load(Ordering::Relaxed)));
         out.push(m);
     }
     out

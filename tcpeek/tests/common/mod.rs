@@ -40,6 +40,9 @@ pub fn is_root() -> bool {
     tcpeek_testkit::is_root()
 }
 
+#[cfg(feature = "otlp")]
+pub mod collector;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Two namespaces, `client` and `server`, joined by a veth pair, with IPv4
