@@ -145,6 +145,27 @@ fn the_metrics_file_backfills_into_a_prometheus_tsdb() {
     assert_eq!(cols[6], samples.len().to_string(), "series: {block}");
 }
 
+#[test]
+fn a_port_in_use_is_an_error_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpeek"))
+        .args(["-q", "--metrics", &addr.to_string(), "-r"])
+        .arg(fixture("success.pcap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--metrics {addr}: cannot listen: ")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("SUMMARY"),
+        "it stops before reading: {stderr}"
+    );
+}
+
 /// A metrics endpoint on a free loopback port serving `counters`.
 fn serve(counters: Counters) -> SocketAddr {
     let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
