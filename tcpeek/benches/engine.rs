@@ -114,6 +114,19 @@ fn filters() -> FilterSet {
     .unwrap()
 }
 
+/// An aggregator with the bench's filters that has seen `warmup`.
+fn warm_aggregator(cfg: EngineConfig, warmup: &[Event]) -> Aggregator {
+    let mut agg = Aggregator::new(
+        Engine::new(cfg),
+        filters(),
+        SessionPrinter::new(true, false, Box::new(std::io::sink())),
+    );
+    for ev in warmup {
+        agg.event(ev);
+    }
+    agg
+}
+
 fn engine_throughput() {
     let (warm, conns) = (200_000, 500_000);
     let warmup = stream(0, warm);
@@ -149,14 +162,7 @@ fn engine_throughput() {
 
     let mut best = f64::MAX;
     for _ in 0..3 {
-        let mut agg = Aggregator::new(
-            Engine::new(cfg),
-            filters(),
-            SessionPrinter::new(true, false, Box::new(std::io::sink())),
-        );
-        for ev in &warmup {
-            agg.event(ev);
-        }
+        let mut agg = warm_aggregator(cfg, &warmup);
         let t = Instant::now();
         for ev in &events {
             agg.event(ev);
@@ -352,17 +358,7 @@ fn metrics() {
         version: "bench",
         ..About::new("ebpf", "eth0")
     };
-    let aggregator = || {
-        let mut agg = Aggregator::new(
-            Engine::new(cfg),
-            filters(),
-            SessionPrinter::new(true, false, Box::new(std::io::sink())),
-        );
-        for ev in &warmup {
-            agg.event(ev);
-        }
-        agg
-    };
+    let aggregator = || warm_aggregator(cfg, &warmup);
     let mut agg = aggregator();
     let counters = agg.counters().clone();
     println!(

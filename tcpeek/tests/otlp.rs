@@ -23,12 +23,14 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn tcpeek_mixed(otlp: &str) -> Output {
+/// `tcpeek --json` on mixed.pcap, pushing to `otlp` if given.
+fn tcpeek_mixed(otlp: Option<&str>) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tcpeek"))
         .args([
             "-q", "--json", "--icmp", "--local", "10.0.0.1", "--local", "fd00::1",
         ])
-        .args(["--otlp", otlp, "-r"])
+        .args(otlp.map(|u| ["--otlp", u]).into_iter().flatten())
+        .arg("-r")
         .arg(fixture("mixed.pcap"))
         .arg("web:RX@%:80:443")
         .output()
@@ -41,7 +43,7 @@ fn a_file_run_pushes_its_final_counters() {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
         StatusCode::OK,
     );
-    let out = tcpeek_mixed(&format!("http://{addr}"));
+    let out = tcpeek_mixed(Some(&format!("http://{addr}")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("push failed"), "{stderr}");
@@ -156,21 +158,14 @@ fn a_collector_that_is_down_costs_one_log_line() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let out = tcpeek_mixed(&format!("http://{addr}/v1/metrics"));
+    let out = tcpeek_mixed(Some(&format!("http://{addr}/v1/metrics")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr.matches("push failed").count(), 1, "{stderr}");
     assert!(stderr.contains("1 failed so far"), "{stderr}");
     assert!(stderr.contains("TCPEEK SUMMARY"), "{stderr}");
     // The results are those of a run without --otlp.
-    let plain = Command::new(env!("CARGO_BIN_EXE_tcpeek"))
-        .args([
-            "-q", "--json", "--icmp", "--local", "10.0.0.1", "--local", "fd00::1", "-r",
-        ])
-        .arg(fixture("mixed.pcap"))
-        .arg("web:RX@%:80:443")
-        .output()
-        .unwrap();
+    let plain = tcpeek_mixed(None);
     assert_eq!(out.stdout, plain.stdout);
 }
 
@@ -180,7 +175,7 @@ fn a_collector_that_refuses_is_reported_with_its_status() {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
         StatusCode::SERVICE_UNAVAILABLE,
     );
-    let out = tcpeek_mixed(&format!("http://{addr}"));
+    let out = tcpeek_mixed(Some(&format!("http://{addr}")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("HTTP 503"), "{stderr}");

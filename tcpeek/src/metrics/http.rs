@@ -12,7 +12,6 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -39,7 +38,7 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 pub enum MetricsError {
     #[error("--metrics {addr}: cannot listen: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("--metrics: cannot start its thread: {0}")]
+    #[error("cannot start a metrics thread: {0}")]
     Thread(io::Error),
 }
 
@@ -65,23 +64,9 @@ impl MetricsServer {
     /// Serves `counters` until the process ends.
     pub fn spawn(self, counters: SharedCounters, about: About) -> Result<(), MetricsError> {
         let listener = self.listener;
-        thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        log::error!("--metrics: cannot start its runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(serve(listener, counters, Arc::new(about)));
-            })
-            .map(drop)
-            .map_err(MetricsError::Thread)
+        super::spawn_thread("metrics", move || {
+            serve(listener, counters, Arc::new(about))
+        })
     }
 }
 

@@ -283,32 +283,16 @@ impl Pusher {
         counters: SharedCounters,
         interval: Duration,
     ) -> Result<(), MetricsError> {
-        thread::Builder::new()
-            .name("otlp".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        log::error!("--otlp: cannot start its runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    tick.tick().await;
-                    loop {
-                        tick.tick().await;
-                        self.push(&counters.snapshot(), crate::daemon::wall_ns())
-                            .await;
-                    }
-                });
-            })
-            .map(drop)
-            .map_err(MetricsError::Thread)
+        super::spawn_thread("otlp", move || async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                self.push(&counters.snapshot(), crate::daemon::wall_ns())
+                    .await;
+            }
+        })
     }
 }
 
