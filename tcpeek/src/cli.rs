@@ -16,8 +16,8 @@ use crate::stats::histogram::Buckets;
 /// The original's default socket path.
 pub use crate::socket::DEFAULT_SOCKET_PATH as DEFAULT_SOCKET;
 
-/// Default bound on tracked handshakes. A tracked handshake costs about 136
-/// bytes in the table (BENCHMARKS.md), so the table stays under 280 MB even
+/// Default bound on tracked handshakes. A tracked handshake costs about 145
+/// bytes in the table (BENCHMARKS.md), so the table stays under 290 MB even
 /// when a SYN flood fills it.
 pub const DEFAULT_MAX_SESSIONS: usize = 2_000_000;
 

@@ -79,7 +79,7 @@ pub(crate) struct Session {
     /// cookies across a time slot, a listener that rebuilt its request):
     /// the client may have answered either. Valid if `has_server_prev`.
     /// (Kept as ISN and a 16-bit length rather than an `Option<Opening>`:
-    /// it keeps a tracked handshake at 96 bytes.)
+    /// it keeps a tracked handshake at 104 bytes.)
     pub(crate) server_prev_isn: u32,
     pub(crate) server_prev_len: u16,
     pub(crate) has_server_prev: bool,
@@ -115,6 +115,10 @@ pub(crate) struct Session {
     /// Time of the last segment that moved or refreshed the handshake.
     pub(crate) last_ns: u64,
 }
+
+// What the table's memory per handshake (BENCHMARKS.md, cli's
+// DEFAULT_MAX_SESSIONS) rests on: a new field is a deliberate change.
+const _: () = assert!(std::mem::size_of::<Session>() == 104);
 
 impl Session {
     pub(crate) fn new(conn: Connection, client: Opening, now: u64, tag: u32) -> Session {
