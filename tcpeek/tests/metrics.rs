@@ -18,6 +18,7 @@ use tcpeek::local::{Local, Prefix};
 use tcpeek::metrics::http::{MetricsServer, HEADER_TIMEOUT, MAX_CONNECTIONS};
 use tcpeek::metrics::{encode, About, Format};
 use tcpeek::output::SessionPrinter;
+use tcpeek::stats::histogram::Buckets;
 use tcpeek::stats::{Counters, SharedCounters};
 use tcpeek_testkit::{wait_for, TempDir};
 
@@ -38,7 +39,8 @@ fn mixed_counters() -> Counters {
         Engine::new(EngineConfig::new(60_000_000_000, 1000, true)),
         FilterSet::parse(&["web:RX@%:80:443"], local).unwrap(),
         SessionPrinter::new(true, false, Box::new(std::io::sink())),
-    );
+    )
+    .with_detail(Buckets::default());
     let mut cap = FileCapture::open(&fixture("mixed.pcap"), ChecksumMode::default()).unwrap();
     let mut feed = FileFeed::new();
     while let Some(f) = cap.next_frame().unwrap() {

@@ -56,12 +56,14 @@ impl Aggregator {
         }
     }
 
-    /// Latency histograms with these bucket bounds instead of the default
-    /// ones (before any record).
-    pub fn with_buckets(mut self, buckets: Buckets) -> Aggregator {
+    /// Keeps the per-family detail the metrics report, with these
+    /// histogram bucket bounds (before any record). Without it, each
+    /// filter's latency is all the detail kept.
+    pub fn with_detail(mut self, buckets: Buckets) -> Aggregator {
         let engine = self.counters.engine;
         self.counters = Counters::with_buckets(self.names.iter().cloned(), buckets);
         self.counters.engine = engine;
+        self.counters.detailed = true;
         self
     }
 
@@ -223,7 +225,7 @@ fn to_engine<'a>(
             },
             finished,
         );
-        if let Some((tag, conn)) = opened {
+        if let Some((tag, conn)) = opened.filter(|_| counters.detailed) {
             if engine.overflow() == overflow {
                 filters.for_each_in(tag, &conn, |i| counters.detail[i].in_progress += 1);
             }
@@ -389,7 +391,8 @@ mod tests {
             Engine::new(EngineConfig::new(30 * S, 2, true)),
             FilterSet::parse(&["web:RX@%:80", "ssh:RX@%:22"], Local::Everything).unwrap(),
             SessionPrinter::new(true, false, Box::new(io::sink())),
-        );
+        )
+        .with_detail(Buckets::default());
         let in_progress = |agg: &mut Aggregator| -> Vec<u64> {
             agg.counters()
                 .detail
@@ -435,7 +438,7 @@ mod tests {
     #[test]
     fn each_filters_detail_adds_up_to_its_socket_counters() {
         use tcpeek_common::tcp_flags::RST;
-        let mut agg = aggregator();
+        let mut agg = aggregator().with_detail(Buckets::default());
         // Handshake `n` on client port 30000 + n, a second apart.
         let on = |n: u64, ev: Event| {
             let port = 30000 + n as u16;
@@ -516,6 +519,25 @@ mod tests {
             assert_eq!(d.latency.count(), f.success.total, "{name}");
             assert_eq!(d.family[1].results, [0; 5], "{name}: no IPv6");
         }
+    }
+
+    #[test]
+    fn without_detail_only_the_latency_is_kept() {
+        let mut agg = aggregator();
+        for ev in handshake(T0) {
+            agg.event(&ev);
+        }
+        agg.flush_input();
+        let c = agg.counters();
+        assert_eq!(
+            (c.filters[0].1.success.total, c.detail[0].latency.count()),
+            (1, 1)
+        );
+        assert_eq!(c.detail[0], {
+            let mut d = crate::stats::FilterDetail::new(&c.buckets);
+            d.latency = c.detail[0].latency.clone();
+            d
+        });
     }
 
     #[test]

@@ -9,11 +9,10 @@ use tcpeek_common::Event;
 
 use anyhow::Context;
 
-use super::{final_output, printer, session_dest, to_stderr, Aggregator};
+use super::{final_output, session_dest, to_stderr, Aggregator};
 use crate::capture::clock::FileClock;
 use crate::capture::file::FileCapture;
 use crate::cli::Config;
-use crate::engine::Engine;
 use crate::metrics::http::MetricsServer;
 use crate::metrics::{self, About, Format};
 use crate::output::queue::Dest;
@@ -61,12 +60,7 @@ pub(super) fn run(cfg: &Config, path: &Path) -> anyhow::Result<ExitCode> {
         Dest::Stdout => Box::new(io::stdout()),
         Dest::Stderr => Box::new(io::stderr()),
     };
-    let mut agg = Aggregator::new(
-        Engine::new(cfg.engine),
-        cfg.filters.clone(),
-        printer(cfg, out),
-    )
-    .with_buckets(cfg.buckets.clone());
+    let mut agg = super::aggregator(cfg, out);
     let mut about = About::new("file", path.display().to_string());
     let final_push = super::start_otlp(cfg, &mut about, None, super::wall_ns())?;
     let shared = match cfg.metrics {

@@ -15,14 +15,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    announce_metrics, final_output, printer, session_dest, start_otlp, to_stderr, wall_ns,
-    Aggregator,
+    announce_metrics, final_output, session_dest, start_otlp, to_stderr, wall_ns, Aggregator,
 };
 use crate::capture::ebpf::{EbpfCapture, EbpfOptions};
 use crate::capture::pcap::{LiveOptions, Next, PcapCapture, DEFAULT_SNAPLEN};
 use crate::capture::CaptureStats;
 use crate::cli::{Backend, Config};
-use crate::engine::Engine;
 use crate::metrics::http::MetricsServer;
 use crate::metrics::About;
 use crate::output::queue::{Dest, OutputQueue};
@@ -233,12 +231,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         // they are dropped and counted rather than stall the counters.
         let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;
         let out = Box::new(output.writer(session_dest(cfg)));
-        let mut agg = Aggregator::new(
-            Engine::new(cfg.engine),
-            cfg.filters.clone(),
-            printer(cfg, out),
-        )
-        .with_buckets(cfg.buckets.clone());
+        let mut agg = super::aggregator(cfg, out);
         let shared = SharedCounters::new(agg.counters().clone());
         let mut about = About::new(capture.name(), interface);
         // OTLP's cumulative series start here, in every push.

@@ -45,6 +45,21 @@ pub(crate) fn printer(cfg: &Config, out: Box<dyn Write + Send>) -> SessionPrinte
     SessionPrinter::new(cfg.quiet, cfg.json, out)
 }
 
+/// The run's aggregator, printing to `out`; with the metrics' detail
+/// when a metrics output wants it.
+pub(crate) fn aggregator(cfg: &Config, out: Box<dyn Write + Send>) -> Aggregator {
+    let agg = Aggregator::new(
+        crate::engine::Engine::new(cfg.engine),
+        cfg.filters.clone(),
+        printer(cfg, out),
+    );
+    if cfg.metrics.is_some() || cfg.metrics_file.is_some() || cfg.otlp.is_some() {
+        agg.with_detail(cfg.buckets.clone())
+    } else {
+        agg
+    }
+}
+
 /// Where per-handshake output goes: stdout with `--json`, else stderr.
 pub(crate) fn session_dest(cfg: &Config) -> Dest {
     if cfg.json {

@@ -194,6 +194,12 @@ impl FilterDetail {
 
     /// Counts a finished handshake, as [`Tally::of`] worked it out.
     pub fn record(&mut self, t: &Tally) {
+        if !t.detail {
+            if let Some(e) = &t.established {
+                self.latency.observe_slot(e.slot);
+            }
+            return;
+        }
         let d = &mut self.family[usize::from(t.v6)];
         d.results[t.outcome as usize] += 1;
         if let Some(e) = &t.established {
@@ -216,6 +222,8 @@ impl FilterDetail {
 /// once: which bucket each duration falls in is the same for every filter.
 #[derive(Clone, Copy, Debug)]
 pub struct Tally {
+    /// Whether it counts in the per-family detail, or in the latency only.
+    detail: bool,
     outcome: Outcome,
     v6: bool,
     established: Option<Established>,
@@ -234,9 +242,11 @@ struct Established {
 }
 
 impl Tally {
-    pub fn of(f: &Finished, b: &Buckets) -> Tally {
+    /// With `buckets`, for the per-family detail too; without, for the
+    /// latency only.
+    pub fn of(f: &Finished, buckets: Option<&Buckets>) -> Tally {
         let v6 = f.conn.client.addr.is_v6();
-        let at = |ns: u64| (b.index(ns), ns);
+        let at = |ns: u64| (buckets.map_or(0, |b| b.index(ns)), ns);
         let established = (f.outcome == Outcome::Success).then(|| {
             let ns = f.duration_ns();
             Established {
@@ -244,7 +254,7 @@ impl Tally {
                 dupsynack: f.dupsynack > 0,
                 duration: at(ns),
                 // A success always had the server's acknowledgement.
-                phases: f.phases_ns().map(|(a, c)| (at(a), at(c))),
+                phases: buckets.and(f.phases_ns()).map(|(a, c)| (at(a), at(c))),
                 slot: LogHistogram::slot_of_ns(ns),
             }
         });
@@ -253,6 +263,7 @@ impl Tally {
             _ => None,
         };
         Tally {
+            detail: buckets.is_some(),
             outcome: f.outcome,
             v6,
             established,
@@ -287,6 +298,9 @@ pub struct Counters {
     pub detail: Vec<FilterDetail>,
     /// The bounds of every [`Histogram`] in `detail`.
     pub buckets: Buckets,
+    /// Whether `detail` is kept beyond each filter's latency: only the
+    /// metrics read it, and counting it costs (BENCHMARKS.md).
+    pub detailed: bool,
     pub capture: CaptureStats,
     pub engine: EngineStats,
     /// Handshake lines dropped because their reader was too slow.
@@ -318,6 +332,7 @@ impl Counters {
             detail: vec![FilterDetail::new(&buckets); filters.len()],
             filters,
             buckets,
+            detailed: false,
             capture: CaptureStats::default(),
             engine: EngineStats::default(),
             lines_dropped: 0,
@@ -326,7 +341,7 @@ impl Counters {
 
     /// What `f` adds to each filter it counts in ([`Counters::record`]).
     pub fn tally(&self, f: &Finished) -> Tally {
-        Tally::of(f, &self.buckets)
+        Tally::of(f, self.detailed.then_some(&self.buckets))
     }
 
     /// Counts finished handshake `f` in filter `i`; `t` is its
@@ -334,7 +349,9 @@ impl Counters {
     pub fn record(&mut self, i: usize, f: &Finished, t: &Tally) {
         self.filters[i].1.record(f.outcome, f.dupsyn, f.dupsynack);
         let d = &mut self.detail[i];
-        d.in_progress = d.in_progress.saturating_sub(1);
+        if t.detail {
+            d.in_progress = d.in_progress.saturating_sub(1);
+        }
         d.record(t);
     }
 
