@@ -15,7 +15,9 @@ BPF_LINKER_VERSION=0.13.0
 # Stable, not mktemp: bpf-linker's rpath points into this directory.
 LLVM_DIR=/opt/tcpeek-llvm
 
-log() { printf 'setup-ebpf: %s\n' "$*" >&2; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=setup-ebpf
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
@@ -30,16 +32,13 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    step "installing ${missing[*]}" apt_install "${missing[@]}"
 else
     log "packages present: ${pkgs[*]}"
 fi
 
 if ! rustup toolchain list | grep -q '^debian-bpf'; then
-    log "linking rustup toolchain debian-bpf -> /usr"
-    rustup toolchain link debian-bpf /usr
+    step "linking rustup toolchain debian-bpf -> /usr" rustup toolchain link debian-bpf /usr
 else
     log "rustup toolchain debian-bpf present"
 fi
@@ -66,16 +65,16 @@ install_with_rustup_llvm() {
     mkdir -p "$LLVM_DIR/lib"
     ln -sfn "$so" "$LLVM_DIR/lib/libLLVM.so"
     ln -sfn "$so" "$LLVM_DIR/lib/$(basename "$so")"
-    log "building bpf-linker against $so (takes a few minutes)"
-    LLVM_PREFIX="$LLVM_DIR" cargo +stable install --locked --force bpf-linker \
+    step "building bpf-linker against $so (a few minutes)" \
+        env LLVM_PREFIX="$LLVM_DIR" cargo +stable install --locked --force bpf-linker \
         --version "$BPF_LINKER_VERSION" --no-default-features --features llvm-22
 }
 
 install_with_debian_llvm() {
     log "falling back to Debian's llvm-22"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-22-dev libclang-22-dev libpolly-22-dev
-    LLVM_PREFIX=/usr/lib/llvm-22 cargo +stable install --locked --force bpf-linker \
+    step "installing llvm-22" apt_install llvm-22-dev libclang-22-dev libpolly-22-dev
+    step "building bpf-linker against Debian's llvm-22 (a few minutes)" \
+        env LLVM_PREFIX=/usr/lib/llvm-22 cargo +stable install --locked --force bpf-linker \
         --version "$BPF_LINKER_VERSION" --no-default-features --features llvm-22
 }
 

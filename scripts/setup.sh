@@ -9,7 +9,9 @@
 # build or test (the xtask commands do).
 set -euo pipefail
 
-log() { printf 'setup: %s\n' "$*" >&2; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=setup
 
 if [ "$(id -u)" -ne 0 ]; then
     log "must run as root (apt-get install)"; exit 1
@@ -21,9 +23,7 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    step "installing ${missing[*]}" apt_install "${missing[@]}"
 else
     log "packages present: ${pkgs[*]}"
 fi
@@ -31,9 +31,9 @@ fi
 # Prometheus without its recommends (node-exporter and its collectors).
 # Nothing is started here: the tests start their own server.
 if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed'; then
-    log "installing prometheus"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    step "installing prometheus" apt_install --no-install-recommends prometheus
+else
+    log "prometheus present"
 fi
 
 exec "$(dirname "$0")/setup-ebpf.sh"

@@ -124,9 +124,18 @@ fn setup() -> anyhow::Result<()> {
 
 fn demo(args: &[String]) -> anyhow::Result<()> {
     setup()?;
+    // Quiet: a newcomer should see the demo, not the compiler's progress
+    // (errors and warnings still show; `run` says what it runs).
     run(
         &cargo(),
-        &["build", "--release", "--package", "tcpeek", "--bins"],
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "tcpeek",
+            "--bins",
+        ],
     )?;
     let args: Vec<&str> = if args.is_empty() {
         DEMO.to_vec()
