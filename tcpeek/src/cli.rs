@@ -1,11 +1,15 @@
-//! The command line: a clap struct that mirrors the flags, then one
-//! conversion into a validated [`Config`] (parsed filters, resolved
-//! interface and local addresses) before anything starts.
+//! The command lines: tcpeek's, a clap struct that mirrors the flags, then
+//! one conversion into a validated [`Config`] (parsed filters, resolved
+//! interface and local addresses) before anything starts; and
+//! `tcpeekstat`'s ([`StatArgs`]). Both are here so that their man pages
+//! and completions ([`docs`]) are generated from the definitions.
+
+pub mod docs;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::capture::decode::ChecksumMode;
 use crate::engine::EngineConfig;
@@ -13,8 +17,10 @@ use crate::filter::{FilterError, FilterSet};
 use crate::local::{Local, Prefix};
 use crate::stats::histogram::Buckets;
 
+use crate::socket::client::DEFAULT_GMETRIC;
 /// The original's default socket path.
 pub use crate::socket::DEFAULT_SOCKET_PATH as DEFAULT_SOCKET;
+use crate::socket::DEFAULT_SOCKET_PATH;
 
 /// Default bound on tracked handshakes. A tracked handshake costs about 145
 /// bytes in the table (BENCHMARKS.md), so the table stays under 290 MB even
@@ -164,6 +170,56 @@ pub struct Args {
     /// Filter expressions.
     #[arg(value_name = "EXPRESSION")]
     pub expressions: Vec<String>,
+}
+
+/// Print the handshake counters of a running tcpeek.
+///
+/// Without options, prints every filter's totals since tcpeek started as a
+/// table.
+#[derive(Debug, Parser)]
+#[command(name = "tcpeekstat", version, disable_version_flag = true)]
+pub struct StatArgs {
+    /// The daemon's UNIX socket.
+    #[arg(short = 'U', long = "socket", value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
+    pub socket: PathBuf,
+
+    /// Print the totals as one line of compact JSON (the socket's reply).
+    #[arg(short, long, conflicts_with = "gmetric")]
+    pub json: bool,
+
+    /// Send the change since the previous -g (a REFRESH) to Ganglia: run
+    /// gmetric for every reject, timeout, dupsyn and dupsynack counter.
+    #[arg(short, long)]
+    pub gmetric: bool,
+
+    /// Print each filter's handshake latency: p50, p90, p99 and a log2
+    /// histogram (GET_LATENCY; with -j, its JSON).
+    #[arg(short = 'L', long, conflicts_with = "gmetric")]
+    pub latency: bool,
+
+    /// Watch: every SEC seconds, print one line per filter with its
+    /// handshakes, failures (in all and by kind) per second and the p99
+    /// latency over the interval, until interrupted.
+    #[arg(short = 'w', long, value_name = "SEC", conflicts_with_all = ["gmetric", "json", "latency"],
+          value_parser = parse_interval)]
+    pub watch: Option<f64>,
+
+    /// The gmetric program run by -g.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_GMETRIC)]
+    pub gmetric_bin: PathBuf,
+
+    /// Print the version and exit.
+    #[arg(short = 'v', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0.1 to 86400"
+        )),
+    }
 }
 
 /// Which capture backend to use.

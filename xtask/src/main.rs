@@ -21,6 +21,9 @@ tasks:
                          capture (or with the given arguments, e.g. -i eth0)
   test                   set up, then check formatting, lints and run every test
   fixtures               regenerate the capture files in tests/fixtures/
+  dist                   build the release binaries, and their man pages and
+                         shell completions (from the clap definitions) into
+                         target/dist/
   mutants [CRATE] [ARGS...]
                          cargo-mutants on the verdict code (.cargo/mutants.toml),
                          against the unprivileged tests: tcpeek-common, then
@@ -60,6 +63,10 @@ fn main() -> anyhow::Result<()> {
             fixtures::run(&dir).with_context(|| format!("writing fixtures to {}", dir.display()))
         }
         Some("demo") => demo(&rest),
+        Some("dist") => {
+            no_args("dist", &rest)?;
+            dist()
+        }
         Some("bench-load") => bench_load::main(&rest),
         Some("mutants") => mutants::main(&rest),
         Some("test") => {
@@ -120,6 +127,46 @@ fn setup() -> anyhow::Result<()> {
         return Ok(());
     }
     run("bash", &["scripts/setup.sh"])
+}
+
+/// The release binaries and, generated from the clap definitions, their
+/// man pages and completions, in target/dist/ (tcpeek/src/cli/docs.rs).
+fn dist() -> anyhow::Result<()> {
+    let cargo = cargo();
+    run(
+        &cargo,
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "tcpeek",
+            "--bins",
+        ],
+    )?;
+    let dist = workspace_root()?.join("target").join("dist");
+    let bin = dist.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    for name in ["tcpeek", "tcpeekstat"] {
+        let from = workspace_root()?.join("target/release").join(name);
+        std::fs::copy(&from, bin.join(name))
+            .with_context(|| format!("copying {}", from.display()))?;
+    }
+    let dir = dist.to_str().context("target/dist is not UTF-8")?;
+    run(
+        &cargo,
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "tcpeek",
+            "--example",
+            "dist_docs",
+            "--",
+            dir,
+        ],
+    )
 }
 
 fn demo(args: &[String]) -> anyhow::Result<()> {

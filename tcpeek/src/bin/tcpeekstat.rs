@@ -4,54 +4,13 @@
 //! line around it.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{ArgAction, Parser};
-use tcpeek::socket::client::{self, DEFAULT_GMETRIC, DEFAULT_TIMEOUT};
-use tcpeek::socket::{Request, DEFAULT_SOCKET_PATH};
-
-/// Print the handshake counters of a running tcpeek.
-///
-/// Without options, prints every filter's totals since tcpeek started as a
-/// table.
-#[derive(Debug, Parser)]
-#[command(name = "tcpeekstat", version, disable_version_flag = true)]
-struct Args {
-    /// The daemon's UNIX socket.
-    #[arg(short = 'U', long = "socket", value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
-    socket: PathBuf,
-
-    /// Print the totals as one line of compact JSON (the socket's reply).
-    #[arg(short, long, conflicts_with = "gmetric")]
-    json: bool,
-
-    /// Send the change since the previous -g (a REFRESH) to Ganglia: run
-    /// gmetric for every reject, timeout, dupsyn and dupsynack counter.
-    #[arg(short, long)]
-    gmetric: bool,
-
-    /// Print each filter's handshake latency: p50, p90, p99 and a log2
-    /// histogram (GET_LATENCY; with -j, its JSON).
-    #[arg(short = 'L', long, conflicts_with = "gmetric")]
-    latency: bool,
-
-    /// Watch: every SEC seconds, print one line per filter with its
-    /// handshakes, failures (in all and by kind) per second and the p99
-    /// latency over the interval, until interrupted.
-    #[arg(short = 'w', long, value_name = "SEC", conflicts_with_all = ["gmetric", "json", "latency"],
-          value_parser = parse_interval)]
-    watch: Option<f64>,
-
-    /// The gmetric program run by -g.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_GMETRIC)]
-    gmetric_bin: PathBuf,
-
-    /// Print the version and exit.
-    #[arg(short = 'v', long, action = ArgAction::Version)]
-    version: Option<bool>,
-}
+use clap::Parser;
+use tcpeek::cli::StatArgs as Args;
+use tcpeek::socket::client::{self, DEFAULT_TIMEOUT};
+use tcpeek::socket::Request;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -74,15 +33,6 @@ fn main() -> ExitCode {
             eprintln!("tcpeekstat: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds from 0.1 to 86400"
-        )),
     }
 }
 
