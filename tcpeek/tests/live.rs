@@ -207,6 +207,46 @@ fn closed_port_is_a_reject() {
 }
 
 #[test]
+fn sigusr1_prints_the_summary_so_far_and_goes_on() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 8080));
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect");
+    for d in &w.daemons {
+        wait_for(&format!("{}: the socket to count 1", d.backend), || {
+            let v: Value = serde_json::from_str(&request(&d.socket, "GET\r\n")).ok()?;
+            (filter(&v, "RX")["success"]["total"] == 1).then_some(())
+        });
+        run("kill", &["-USR1", &d.pid().to_string()]);
+    }
+    for d in &w.daemons {
+        let err = wait_for(&format!("{}: the summary so far", d.backend), || {
+            let e = d.stderr();
+            e.contains("TCPEEK SUMMARY").then_some(e)
+        });
+        assert!(err.contains("Success: 1 session"), "{}: {err}", d.backend);
+    }
+    // Still capturing: a second handshake counts.
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect");
+    w.wait_sessions(2);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [2, 0, 0, 0, 0, 0, 0]);
+    for (b, e) in &exited {
+        assert_eq!(
+            e.stderr.matches("TCPEEK SUMMARY").count(),
+            2,
+            "{b}: {}",
+            e.stderr
+        );
+    }
+}
+
+#[test]
 fn dropped_syns_time_out() {
     require_root!();
     let pair = Pair::new();

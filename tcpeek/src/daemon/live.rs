@@ -24,6 +24,7 @@ use crate::cli::{Backend, Config};
 use crate::metrics::http::MetricsServer;
 use crate::metrics::About;
 use crate::output::queue::{Dest, OutputQueue};
+use crate::output::{format_summary, SummaryInfo};
 use crate::socket::{drop_privileges, prepare_dir, SocketServer};
 use crate::stats::SharedCounters;
 
@@ -275,6 +276,8 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut sigusr1 =
+            signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
         let mut tick = tokio::time::interval(LIVE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feeding = true;
@@ -285,6 +288,26 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                 biased;
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
+                _ = sigusr1.recv() => {
+                    // The summary so far, behind the lines already queued;
+                    // the run goes on. A stuck reader gets it dropped, with
+                    // a log line, rather than hold up counting.
+                    agg.flush();
+                    let summary = format_summary(
+                        agg.counters(),
+                        &SummaryInfo {
+                            from_ns,
+                            to_ns: wall_ns(),
+                            icmp: cfg.engine.icmp,
+                            capture: capture_name,
+                            dropped_lines: output.dropped(),
+                        },
+                    );
+                    let deadline = Instant::now() + Duration::from_millis(200);
+                    if !output.send_until(Dest::Stderr, summary.into_bytes(), deadline) {
+                        log::warn!("SIGUSR1: the summary was dropped: its reader is too slow");
+                    }
+                }
                 m = rx.recv() => {
                     feeding = feed(&mut agg, m, &mut failure);
                     agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
