@@ -163,6 +163,11 @@ pub struct Args {
     #[arg(long = "metrics-file", value_name = "PATH", requires = "read")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Validate everything (flags, filters, the file or the interface, the
+    /// metrics port) and exit 0, or 1 with the errors, without capturing.
+    #[arg(long = "check")]
+    pub check: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -306,6 +311,8 @@ pub struct Config {
     pub user_ids: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
     pub quiet: bool,
     pub json: bool,
+    /// `--check`: validate and exit.
+    pub check: bool,
     /// `--metrics`: where to serve them.
     pub metrics: Option<SocketAddr>,
     /// `--otlp` and its interval.
@@ -373,6 +380,11 @@ impl Config {
                             .name
                     }
                 };
+                // Named now, not when the capture fails to open it.
+                if interface != "any" && nix::net::if_::if_nametoindex(interface.as_str()).is_err()
+                {
+                    return Err(ConfigError::NoSuchInterface(interface));
+                }
                 let (local, note) = if args.local.is_empty() {
                     let addrs = interface_addrs(&interface)?;
                     if addrs.is_empty() {
@@ -452,6 +464,7 @@ impl Config {
             user_ids,
             quiet: args.quiet,
             json: args.json,
+            check: args.check,
             metrics: args.metrics,
             otlp: args
                 .otlp
@@ -638,9 +651,18 @@ mod tests {
 
     #[test]
     fn unknown_interface_is_an_error() {
-        let a = parse(&["-i", "no-such-if0"]).unwrap();
-        let e = Config::from_args(a).unwrap_err().to_string();
-        assert!(e.contains("no-such-if0"), "{e}");
+        for args in [
+            &["-i", "no-such-if0"][..],
+            &["-i", "no-such-if0", "--local", "10.0.0.1"],
+        ] {
+            let e = Config::from_args(parse(args).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e, "-i no-such-if0: no such interface (see `ip link`)",
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -1028,3 +1028,59 @@ fn overlong_socket_path_is_named() {
         "nothing is created for it"
     );
 }
+
+#[test]
+fn check_validates_without_capturing() {
+    let ok = tcpeek(&[
+        "--check",
+        "-r",
+        fixture("success.pcap").to_str().unwrap(),
+        "web:RX@%:80",
+    ]);
+    let said = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    assert!(
+        said.starts_with("tcpeek: configuration OK: file ") && said.contains("filters RX TX web"),
+        "{said}"
+    );
+    assert!(!stderr_of(&ok).contains("SUMMARY"), "nothing was read");
+    let live = tcpeek(&["--check", "-i", "lo", "--local", "127.0.0.1"]);
+    assert!(live.status.success(), "{}", stderr_of(&live));
+    assert!(String::from_utf8_lossy(&live.stdout).contains("interface lo"));
+
+    let garbage = TempDir::new("check");
+    let bad = garbage.path("not-a-capture.pcap");
+    std::fs::write(&bad, b"this is not a capture file at all").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    for (args, want) in [
+        (
+            vec!["--check", "-r", "/nonexistent/x.pcap"],
+            "/nonexistent/x.pcap",
+        ),
+        (
+            vec!["--check", "-r", bad.to_str().unwrap()],
+            "not-a-capture.pcap",
+        ),
+        (
+            vec!["--check", "-i", "no-such-if0", "--local", "10.0.0.1"],
+            "-i no-such-if0: no such interface",
+        ),
+        (
+            vec!["--check", "-r", "x.pcap", "web:RX@%:99999"],
+            "port '99999'",
+        ),
+        (
+            vec![
+                "--check",
+                "--metrics",
+                &port,
+                "-r",
+                fixture("success.pcap").to_str().unwrap(),
+            ],
+            "cannot listen",
+        ),
+    ] {
+        assert_fails(&tcpeek(&args), Some(1), &[want]);
+    }
+}

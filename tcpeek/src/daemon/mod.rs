@@ -26,6 +26,9 @@ pub use file::FileFeed;
 
 /// Runs tcpeek with a validated configuration.
 pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
+    if cfg.check {
+        return check(&cfg);
+    }
     if let Some(note) = &cfg.local_note {
         log::info!("{note}");
     }
@@ -33,6 +36,32 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         Source::File(path) => file::run(&cfg, &path),
         Source::Live { interface } => live::run(&cfg, &interface),
     }
+}
+
+/// `--check`: what the command line parsed to, and what it names that
+/// must exist and that [`Config::from_args`] does not open (the file,
+/// readable as a capture; the metrics port, free), without capturing.
+fn check(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let source = match &cfg.source {
+        Source::File(path) => {
+            crate::capture::file::FileCapture::open(path, cfg.checksum)?;
+            format!("file {}", path.display())
+        }
+        // Config::from_args checked that it exists.
+        Source::Live { interface } => format!("interface {interface}"),
+    };
+    if let Some(addr) = cfg.metrics {
+        drop(crate::metrics::http::MetricsServer::bind(addr)?);
+    }
+    let names: Vec<&str> = cfg.filters.names().collect();
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "tcpeek: configuration OK: {source}, backend {:?}, filters {}",
+        cfg.backend,
+        names.join(" ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn wall_ns() -> u64 {
