@@ -246,6 +246,49 @@ fn sigusr1_prints_the_summary_so_far_and_goes_on() {
     }
 }
 
+/// `field` (CapEff, CapPrm, ...) of every thread of `pid`, as bit masks.
+fn thread_caps(pid: u32, field: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        let Ok(status) = std::fs::read_to_string(t.join("status")) else {
+            continue; // a thread that just ended
+        };
+        let name = status.lines().next().unwrap_or("").to_string();
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        out.push((name, v));
+    }
+    out
+}
+
+#[test]
+fn capabilities_are_dropped_once_the_capture_is_attached() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 8080));
+    let w = Watch::start(&pair, Observer::Server, &[]);
+    for d in &w.daemons {
+        // TCX links and libpcap's socket need nothing more (a kernel
+        // without TCX would keep CAP_NET_ADMIN, bit 12, to detach).
+        for field in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+            for (thread, caps) in thread_caps(d.pid(), field) {
+                assert_eq!(caps, 0, "{}: {thread} {field} {caps:#x}", d.backend);
+            }
+        }
+    }
+    // And nothing later needed one: it counts, and stops cleanly.
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect");
+    w.wait_sessions(1);
+    let exited = w.stop();
+    assert_counts(&exited, "RX", [1, 0, 0, 0, 0, 0, 0]);
+}
+
 #[test]
 fn dropped_syns_time_out() {
     require_root!();

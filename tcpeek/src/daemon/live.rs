@@ -25,7 +25,7 @@ use crate::metrics::http::MetricsServer;
 use crate::metrics::About;
 use crate::output::queue::{Dest, OutputQueue};
 use crate::output::{format_summary, SummaryInfo};
-use crate::socket::{drop_privileges, prepare_dir, SocketServer};
+use crate::socket::{drop_capabilities, drop_privileges, prepare_dir, SocketServer};
 use crate::stats::SharedCounters;
 
 /// Live capture ends a handshake this long after its deadline passed on
@@ -228,6 +228,14 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let (server, metrics) = open_servers(cfg)?;
+        // Attached and bound: nothing left needs a capability, but a
+        // netlink fallback's detach (and before any thread starts, as
+        // capabilities are per thread).
+        let keep: &[caps::Capability] = match &capture {
+            Capture::Ebpf(c) if c.detach_needs_net_admin() => &[caps::Capability::CAP_NET_ADMIN],
+            _ => &[],
+        };
+        drop_capabilities(keep)?;
         // 64 Ki lines (a few MB) may wait for a slow reader; beyond that
         // they are dropped and counted rather than stall the counters.
         let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;

@@ -19,7 +19,7 @@ pub mod client;
 pub mod privs;
 pub mod server;
 
-pub use privs::{drop_privileges, lookup_user, prepare_dir};
+pub use privs::{drop_capabilities, drop_privileges, lookup_user, prepare_dir};
 pub use server::{ServerLimits, SocketServer};
 
 /// What a client asks for. The original compares the whole line with
@@ -121,6 +121,8 @@ pub enum SocketError {
         #[source]
         source: nix::Error,
     },
+    #[error("cannot drop the capabilities the capture no longer needs: {0}")]
+    DropCapabilities(String),
     #[error("cannot drop privileges to user '{user}': {step} failed")]
     DropPrivileges {
         user: String,

@@ -1,5 +1,6 @@
 //! The root-only steps around the socket: creating its directory for the
-//! `-u` user, and dropping privileges to that user.
+//! `-u` user, dropping privileges to that user, and dropping every
+//! capability the capture no longer needs.
 //!
 //! The daemon opens the capture as root, calls [`prepare_dir`], then
 //! [`drop_privileges`], then binds the socket as the unprivileged user (the
@@ -116,6 +117,32 @@ pub fn drop_privileges(user: &str) -> Result<(), SocketError> {
             user: user.to_owned(),
         });
     }
+    Ok(())
+}
+
+/// Drops every capability but `keep`, from every set (the bounding set
+/// too, when the process may), once the capture is attached and the
+/// servers are bound: what is left of the run reads descriptors it already
+/// holds. Capabilities belong to a thread: call it before any thread that
+/// should not keep them is started (threads started later inherit the
+/// reduced sets).
+pub fn drop_capabilities(keep: &[caps::Capability]) -> Result<(), SocketError> {
+    use caps::{CapSet, CapsHashSet};
+    let failed = |e: caps::errors::CapsError| SocketError::DropCapabilities(e.to_string());
+    let keep: CapsHashSet = keep.iter().copied().collect();
+    // Needs CAP_SETPCAP, so first; without it the bounding set stays (and
+    // only limits what an exec could gain back).
+    if caps::has_cap(None, CapSet::Effective, caps::Capability::CAP_SETPCAP).unwrap_or(false) {
+        for cap in caps::all().difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(failed)?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(failed)?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(failed)?;
+    let held = caps::read(None, CapSet::Permitted).map_err(failed)?;
+    let left: CapsHashSet = held.intersection(&keep).copied().collect();
+    caps::set(None, CapSet::Effective, &left).map_err(failed)?;
+    caps::set(None, CapSet::Permitted, &left).map_err(failed)?;
     Ok(())
 }
 

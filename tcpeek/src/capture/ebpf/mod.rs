@@ -230,7 +230,7 @@ struct Attached {
     /// Programs and their links (dropped first: detached).
     ebpf: Ebpf,
     /// A `clsact` qdisc this capture added (netlink fallback only).
-    _qdisc: Option<ClsactGuard>,
+    qdisc: Option<ClsactGuard>,
     /// The network namespace `open` ran in (`/proc/thread-self/ns/net`).
     netns: Option<std::fs::File>,
 }
@@ -340,7 +340,7 @@ impl EbpfCapture {
             mono_to_epoch_ns: mono_to_epoch_offset_ns(),
             attached: Some(Attached {
                 ebpf,
-                _qdisc: qdisc,
+                qdisc,
                 netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
             }),
         })
@@ -425,6 +425,13 @@ impl EbpfCapture {
     }
 
     /// The kernel side's counters summed over CPUs.
+    /// Whether detaching needs `CAP_NET_ADMIN`: netlink filters do (the
+    /// fallback for kernels without TCX); TCX and XDP links are file
+    /// descriptors, detached by closing them.
+    pub fn detach_needs_net_admin(&self) -> bool {
+        self.attached.as_ref().is_some_and(|a| a.qdisc.is_some())
+    }
+
     pub fn stats(&self) -> EbpfStats {
         let sum = |idx: u32| -> u64 {
             self.stats
