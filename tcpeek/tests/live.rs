@@ -289,6 +289,73 @@ fn capabilities_are_dropped_once_the_capture_is_attached() {
     assert_counts(&exited, "RX", [1, 0, 0, 0, 0, 0, 0]);
 }
 
+/// The least capabilities each backend needs, as the README documents
+/// them (setpriv's names).
+const LEAST_CAPS: [(&str, &[&str]); 2] = [
+    ("ebpf", &["bpf", "perfmon", "net_admin"]),
+    ("pcap", &["net_raw"]),
+];
+
+#[test]
+fn the_least_capabilities_suffice_and_a_missing_one_is_named() {
+    require_root!();
+    let pair = Pair::new();
+    let _l4 = pair.server.listen(sa(pair.server4, 8080));
+    let dir = TempDir::new("caps");
+    // nobody creates its socket there.
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let backends = backends();
+    for (backend, caps) in LEAST_CAPS.iter().filter(|(b, _)| backends.contains(b)) {
+        let all: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
+        let d = Daemon::start_with_caps(
+            &pair.server,
+            &all.join(","),
+            backend,
+            &dir.path(&format!("{backend}.sock")),
+            &["-i", &pair.server_if],
+        );
+        pair.client
+            .connect(sa(pair.server4, 8080), CONNECT)
+            .expect("connect");
+        d.wait_sessions(1);
+        let e = d.stop();
+        assert!(
+            e.status.success(),
+            "{backend} as nobody with {all:?}: {}",
+            e.stderr
+        );
+        assert_eq!(counts(&e.counters, "RX")[0], 1, "{backend}: {}", e.stderr);
+        // Each one missing: a clear refusal at start that names it.
+        for missing in caps.iter() {
+            let fewer: Vec<String> = caps
+                .iter()
+                .filter(|c| *c != missing)
+                .map(|c| format!("+{c}"))
+                .collect();
+            let mut cmd = pair.server.command(std::path::Path::new("setpriv"));
+            cmd.args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]);
+            if !fewer.is_empty() {
+                let fewer = fewer.join(",");
+                cmd.args(["--inh-caps", &fewer, "--ambient-caps", &fewer]);
+            }
+            let out = cmd
+                .arg(tcpeek_bin())
+                .args(["--backend", backend, "-i", &pair.server_if, "-U"])
+                .arg(dir.path(&format!("{backend}-{missing}.sock")))
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{backend} without {missing}: {err}"
+            );
+            let named = format!("CAP_{}", missing.to_uppercase());
+            assert!(err.contains(&named), "{backend} without {missing}: {err}");
+        }
+    }
+}
+
 #[test]
 fn dropped_syns_time_out() {
     require_root!();

@@ -150,8 +150,32 @@ impl Daemon {
     /// Starts `tcpeek --json -U SOCKET ARGS...` in `ns` and waits until it
     /// captures.
     pub fn start(ns: &Netns, backend: &str, socket: &Path, args: &[&str]) -> Daemon {
-        let mut child = ns
-            .command(&tcpeek_bin())
+        Daemon::start_command(ns.command(&tcpeek_bin()), backend, socket, args)
+    }
+
+    /// [`Daemon::start`] as user `nobody` holding only the capabilities
+    /// `caps` (setpriv's syntax, `+bpf,+perfmon`), as ambient ones.
+    pub fn start_with_caps(
+        ns: &Netns,
+        caps: &str,
+        backend: &str,
+        socket: &Path,
+        args: &[&str],
+    ) -> Daemon {
+        let mut cmd = ns.command(Path::new("setpriv"));
+        cmd.args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+            .args(["--inh-caps", caps, "--ambient-caps", caps])
+            .arg(tcpeek_bin());
+        Daemon::start_command(cmd, backend, socket, args)
+    }
+
+    fn start_command(
+        mut cmd: std::process::Command,
+        backend: &str,
+        socket: &Path,
+        args: &[&str],
+    ) -> Daemon {
+        let mut child = cmd
             .args(["--json", "--backend", backend, "-U"])
             .arg(socket)
             .args(args)
