@@ -307,24 +307,39 @@ fn the_least_capabilities_suffice_and_a_missing_one_is_named() {
     let backends = backends();
     for (backend, caps) in LEAST_CAPS.iter().filter(|(b, _)| backends.contains(b)) {
         let all: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
-        let d = Daemon::start_with_caps(
-            &pair.server,
-            &all.join(","),
-            backend,
-            &dir.path(&format!("{backend}.sock")),
-            &["-i", &pair.server_if],
-        );
-        pair.client
-            .connect(sa(pair.server4, 8080), CONNECT)
-            .expect("connect");
-        d.wait_sessions(1);
-        let e = d.stop();
-        assert!(
-            e.status.success(),
-            "{backend} as nobody with {all:?}: {}",
-            e.stderr
-        );
-        assert_eq!(counts(&e.counters, "RX")[0], 1, "{backend}: {}", e.stderr);
+        // The same set serves XDP and promiscuous mode.
+        let extra = if *backend == "ebpf" {
+            "--xdp"
+        } else {
+            "--promisc"
+        };
+        for (i, flags) in [&[][..], &[extra][..]].into_iter().enumerate() {
+            let mut args = vec!["-i", pair.server_if.as_str()];
+            args.extend_from_slice(flags);
+            let d = Daemon::start_with_caps(
+                &pair.server,
+                &all.join(","),
+                backend,
+                &dir.path(&format!("{backend}{i}.sock")),
+                &args,
+            );
+            pair.client
+                .connect(sa(pair.server4, 8080), CONNECT)
+                .expect("connect");
+            d.wait_sessions(1);
+            let e = d.stop();
+            assert!(
+                e.status.success(),
+                "{backend} {flags:?} as nobody with {all:?}: {}",
+                e.stderr
+            );
+            assert_eq!(
+                counts(&e.counters, "RX")[0],
+                1,
+                "{backend} {flags:?}: {}",
+                e.stderr
+            );
+        }
         // Each one missing: a clear refusal at start that names it.
         for missing in caps.iter() {
             let fewer: Vec<String> = caps
