@@ -3,7 +3,8 @@
 # libpcap headers to build, the eBPF toolchain (scripts/setup-ebpf.sh), and
 # what the privileged tests use (iproute2 for namespaces, nftables to make
 # packets go missing, tcpdump to record a run for replay; Prometheus and
-# promtool for the metrics tests).
+# promtool for the metrics tests; systemd-analyze and man for the
+# packaging tests).
 #
 # Idempotent: each step checks first, so it is cheap to run before every
 # build or test (the xtask commands do).
@@ -17,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
     log "must run as root (apt-get install)"; exit 1
 fi
 
-pkgs=(libpcap-dev tcpdump nftables iproute2 pkg-config)
+pkgs=(libpcap-dev tcpdump nftables iproute2 pkg-config systemd man-db)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

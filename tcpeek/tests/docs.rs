@@ -1,6 +1,8 @@
-//! The man pages and shell completions generated from the clap
-//! definitions: man renders them, bash parses its completions, and each
-//! carries the flags.
+//! What `cargo xtask dist` ships: the man pages and shell completions
+//! generated from the clap definitions (man renders them, bash parses its
+//! completions, each carries the flags), and the systemd unit
+//! (`systemd-analyze verify` is silent about it, `systemd-analyze
+//! security` rates it OK or better).
 
 use std::process::Command;
 
@@ -19,7 +21,7 @@ fn man_renders_both_pages_with_every_flag() {
     ] {
         let out = Command::new("man")
             .args(["-l", "-P", "cat"])
-            .arg(dir.path(&format!("man/{name}.1")))
+            .arg(dir.path(&format!("man/man1/{name}.1")))
             .env("MANWIDTH", "100")
             .output()
             .unwrap();
@@ -62,4 +64,54 @@ fn completions_parse_and_know_the_flags() {
     }
     let bash = std::fs::read_to_string(dir.path("completions/tcpeek")).unwrap();
     assert!(bash.contains("--metrics-buckets") && bash.contains("--otlp-interval"));
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_rates_ok() {
+    let dir = TempDir::new("docs-unit");
+    tcpeek::cli::docs::write_all(&dir.0).unwrap();
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd/tcpeek@.service"),
+    )
+    .unwrap();
+    // Where the binary under test is, instead of where it is installed.
+    assert!(unit.contains("ExecStart=/usr/local/bin/tcpeek "));
+    let unit = unit.replace("/usr/local/bin/tcpeek", env!("CARGO_BIN_EXE_tcpeek"));
+    let path = dir.path("tcpeek@.service");
+    std::fs::write(&path, unit).unwrap();
+    let instance = dir.path("tcpeek@lo.service");
+    // verify also checks that Documentation=man:tcpeek(1) opens.
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&instance)
+        .env("MANPATH", dir.path("man"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&instance)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let overall = said
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no rating:\n{said}"));
+    let level: f64 = overall
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{overall}"));
+    assert!(level < 5.0, "exposure {level} is worse than OK: {overall}");
+    assert!(
+        overall.contains("OK") || overall.contains("SAFE") || overall.contains("PERFECT"),
+        "{overall}"
+    );
 }

@@ -23,7 +23,7 @@ tasks:
   fixtures               regenerate the capture files in tests/fixtures/
   dist                   build the release binaries, and their man pages and
                          shell completions (from the clap definitions) into
-                         target/dist/
+                         target/dist/ (the systemd unit is deploy/systemd/)
   mutants [CRATE] [ARGS...]
                          cargo-mutants on the verdict code (.cargo/mutants.toml),
                          against the unprivileged tests: tcpeek-common, then

@@ -17,11 +17,11 @@ pub fn commands() -> [Command; 2] {
     [Args::command(), StatArgs::command()]
 }
 
-/// Writes `man/NAME.1` and `completions/` (bash `NAME`, zsh `_NAME`, fish
-/// `NAME.fish`, the file names each shell looks for) under `dir`; returns
-/// the files written.
+/// Writes `man/man1/NAME.1` (a tree `MANPATH` can name) and
+/// `completions/` (bash `NAME`, zsh `_NAME`, fish `NAME.fish`, the file
+/// names each shell looks for) under `dir`; returns the files written.
 pub fn write_all(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let (man, comp) = (dir.join("man"), dir.join("completions"));
+    let (man, comp) = (dir.join("man/man1"), dir.join("completions"));
     fs::create_dir_all(&man)?;
     fs::create_dir_all(&comp)?;
     let mut written = Vec::new();
