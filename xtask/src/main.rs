@@ -5,6 +5,7 @@
 //! idempotent set-up script, so they work on a fresh machine.
 
 mod bench_load;
+mod dist;
 mod fixtures;
 mod mutants;
 mod trace;
@@ -21,9 +22,9 @@ tasks:
                          capture (or with the given arguments, e.g. -i eth0)
   test                   set up, then check formatting, lints and run every test
   fixtures               regenerate the capture files in tests/fixtures/
-  dist                   build the release binaries, and their man pages and
-                         shell completions (from the clap definitions) into
-                         target/dist/ (the systemd unit is deploy/systemd/)
+  dist                   build the release binaries, their man pages and shell
+                         completions (from the clap definitions), the systemd
+                         unit and a .deb of them (cargo-deb) in target/dist/
   mutants [CRATE] [ARGS...]
                          cargo-mutants on the verdict code (.cargo/mutants.toml),
                          against the unprivileged tests: tcpeek-common, then
@@ -65,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => demo(&rest),
         Some("dist") => {
             no_args("dist", &rest)?;
-            dist()
+            dist::main().map(drop)
         }
         Some("bench-load") => bench_load::main(&rest),
         Some("mutants") => mutants::main(&rest),
@@ -127,46 +128,6 @@ fn setup() -> anyhow::Result<()> {
         return Ok(());
     }
     run("bash", &["scripts/setup.sh"])
-}
-
-/// The release binaries and, generated from the clap definitions, their
-/// man pages and completions, in target/dist/ (tcpeek/src/cli/docs.rs).
-fn dist() -> anyhow::Result<()> {
-    let cargo = cargo();
-    run(
-        &cargo,
-        &[
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "tcpeek",
-            "--bins",
-        ],
-    )?;
-    let dist = workspace_root()?.join("target").join("dist");
-    let bin = dist.join("bin");
-    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
-    for name in ["tcpeek", "tcpeekstat"] {
-        let from = workspace_root()?.join("target/release").join(name);
-        std::fs::copy(&from, bin.join(name))
-            .with_context(|| format!("copying {}", from.display()))?;
-    }
-    let dir = dist.to_str().context("target/dist is not UTF-8")?;
-    run(
-        &cargo,
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "tcpeek",
-            "--example",
-            "dist_docs",
-            "--",
-            dir,
-        ],
-    )
 }
 
 fn demo(args: &[String]) -> anyhow::Result<()> {
@@ -240,6 +201,14 @@ fn test() -> anyhow::Result<()> {
     println!("xtask test: {passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
         bail!("{failed} tests failed");
+    }
+    // The package: built, installed, run and removed (root only: dpkg).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let deb = dist::main()?;
+        dist::check_package(&deb)?;
+    } else {
+        println!("xtask: not root: the Debian package was not built and tried");
     }
     Ok(())
 }
