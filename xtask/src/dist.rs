@@ -21,17 +21,7 @@ const CARGO_DEB: &str = "3.8.0";
 pub(crate) fn main() -> anyhow::Result<PathBuf> {
     let cargo = cargo();
     let root = workspace_root()?;
-    run(
-        &cargo,
-        &[
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "tcpeek",
-            "--bins",
-        ],
-    )?;
+    crate::build_release()?;
     let dist = root.join("target").join("dist");
     let bin = dist.join("bin");
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;

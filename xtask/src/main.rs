@@ -130,10 +130,10 @@ fn setup() -> anyhow::Result<()> {
     run("bash", &["scripts/setup.sh"])
 }
 
-fn demo(args: &[String]) -> anyhow::Result<()> {
-    setup()?;
-    // Quiet: a newcomer should see the demo, not the compiler's progress
-    // (errors and warnings still show; `run` says what it runs).
+/// The release binaries. Quiet: a newcomer should see the demo, not the
+/// compiler's progress (errors and warnings still show; `run` says what it
+/// runs).
+fn build_release() -> anyhow::Result<()> {
     run(
         &cargo(),
         &[
@@ -144,7 +144,12 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
             "tcpeek",
             "--bins",
         ],
-    )?;
+    )
+}
+
+fn demo(args: &[String]) -> anyhow::Result<()> {
+    setup()?;
+    build_release()?;
     let args: Vec<&str> = if args.is_empty() {
         DEMO.to_vec()
     } else {
