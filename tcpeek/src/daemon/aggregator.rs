@@ -204,8 +204,7 @@ impl Aggregator {
 /// Hands a record released by the reordering window to the engine:
 /// handshakes whose deadline passed by its time end first. A handshake the
 /// engine starts tracking counts as in progress in its filters until
-/// [`Aggregator::report`] sees it finish (the engine never drops a live
-/// one: a full table refuses new ones, counted as overflow).
+/// [`Aggregator::report`] sees it finish.
 fn to_engine<'a>(
     engine: &'a mut Engine,
     filters: &'a FilterSet,
@@ -214,21 +213,12 @@ fn to_engine<'a>(
 ) -> impl FnMut(&Event) + 'a {
     move |e: &Event| {
         engine.expire(e.ts_ns, finished);
-        let overflow = engine.overflow();
-        let mut opened = None;
-        engine.process(
-            e,
-            |c| {
-                let tag = filters.admit(c);
-                opened = tag.map(|t| (t, *c));
-                tag
-            },
-            finished,
-        );
-        if let Some((tag, conn)) = opened.filter(|_| counters.detailed) {
-            if engine.overflow() == overflow {
-                filters.for_each_in(tag, &conn, |i| counters.detail[i].in_progress += 1);
-            }
+        let opened = engine.process(e, |c| filters.admit(c), finished);
+        if let Some(tag) = opened.filter(|_| counters.detailed) {
+            // Its client is the event's source.
+            let (client, server) = crate::event::endpoints(e);
+            let conn = crate::event::Connection { client, server };
+            filters.for_each_in(tag, &conn, |i| counters.detail[i].in_progress += 1);
         }
     }
 }

@@ -107,18 +107,26 @@ impl Engine {
     /// Processes one event. `admit` is asked once per new handshake whether
     /// to track it: `None` refuses it, `Some(tag)` tracks it and hands the
     /// tag back in its [`Finished`] record (the caller's own use: the
-    /// daemon keeps the matching filters there);
-    /// any filter wants it; finished handshakes are appended to `out`.
+    /// daemon keeps the matching filters there); finished handshakes are
+    /// appended to `out`.
+    ///
+    /// Returns the tag of a handshake this event started tracking, if it
+    /// did: one admitted and given room in the table (its client is the
+    /// event's source). Every such handshake later ends in exactly one
+    /// [`Finished`] record, or is still pending.
     pub fn process(
         &mut self,
         ev: &Event,
         admit: impl FnOnce(&Connection) -> Option<u32>,
         out: &mut Vec<Finished>,
-    ) {
+    ) -> Option<u32> {
         match ev.kind {
             KIND_TCP => self.segment(ev, admit, out),
-            KIND_ICMP_UNREACH if self.cfg.icmp => self.unreachable(ev, out),
-            _ => {}
+            KIND_ICMP_UNREACH if self.cfg.icmp => {
+                self.unreachable(ev, out);
+                None
+            }
+            _ => None,
         }
     }
 
@@ -176,7 +184,7 @@ impl Engine {
         ev: &Event,
         admit: impl FnOnce(&Connection) -> Option<u32>,
         out: &mut Vec<Finished>,
-    ) {
+    ) -> Option<u32> {
         let flags = ev.tcp_flags;
         let syn = flags & tcp_flags::SYN != 0;
         let ack = flags & tcp_flags::ACK != 0;
@@ -186,7 +194,7 @@ impl Engine {
         // or RST a segment matters only to a handshake waiting for its ACK,
         // and the hint rules that out without touching the table.
         if !syn && !rst && !self.awaiting_ack.maybe(Hint::of_event(ev)) {
-            return;
+            return None;
         }
         let (src, dst) = endpoints(ev);
         let (key, src_is_lo) = Key::of(src, dst);
@@ -204,25 +212,25 @@ impl Engine {
         let now = self.now;
 
         let Some(i) = self.table.find(&key) else {
-            if opens(flags) {
-                self.open(
-                    Connection {
-                        client: src,
-                        server: dst,
-                    },
-                    ev,
-                    admit,
-                );
+            if !opens(flags) {
+                return None;
             }
-            return;
+            return self.open(
+                Connection {
+                    client: src,
+                    server: dst,
+                },
+                ev,
+                admit,
+            );
         };
 
         let from_client = self.table.get(i).client_is_lo == src_is_lo;
         if self.table.list_of(i) == ListId::Closed {
             if !opens(flags) {
-                return;
+                return None;
             }
-            self.lingering_syn(
+            return self.lingering_syn(
                 i,
                 ev,
                 from_client,
@@ -232,7 +240,6 @@ impl Engine {
                 },
                 admit,
             );
-            return;
         }
 
         if rst {
@@ -244,14 +251,15 @@ impl Engine {
                 };
                 self.finish(i, outcome, now, out);
             }
-            return;
+            return None;
         }
         match (syn, ack) {
-            (true, false) if !fin => self.syn(i, ev, from_client, admit, out),
+            (true, false) if !fin => return self.syn(i, ev, from_client, admit, out),
             (true, true) => self.syn_ack(i, ev, from_client, out),
             (false, true) => self.ack(i, ev, from_client, out),
             _ => {}
         }
+        None
     }
 
     fn open(
@@ -259,19 +267,18 @@ impl Engine {
         conn: Connection,
         ev: &Event,
         admit: impl FnOnce(&Connection) -> Option<u32>,
-    ) {
-        let Some(tag) = admit(&conn) else {
-            return;
-        };
+    ) -> Option<u32> {
+        let tag = admit(&conn)?;
         if !self.table.has_room() {
             self.overflow += 1;
-            return;
+            return None;
         }
         let opening = Opening::new(ev.seq, u32::from(ev.payload_len));
         let i = self
             .table
             .insert(Session::new(conn, opening, ev.ts_ns, tag));
         self.schedule(i, ListId::Live);
+        Some(tag)
     }
 
     /// An opening SYN for a handshake that already finished: a
@@ -285,7 +292,7 @@ impl Engine {
         from_client: bool,
         conn: Connection,
         admit: impl FnOnce(&Connection) -> Option<u32>,
-    ) {
+    ) -> Option<u32> {
         let s = self.table.get_mut(i);
         // Either side's SYN again: the server's too after a simultaneous
         // open.
@@ -297,10 +304,10 @@ impl Engine {
         if same_syn {
             s.refresh(ev.ts_ns);
             self.touch(i, ListId::Closed);
-            return;
+            return None;
         }
         self.table.remove(i);
-        self.open(conn, ev, admit);
+        self.open(conn, ev, admit)
     }
 
     fn syn(
@@ -310,7 +317,7 @@ impl Engine {
         from_client: bool,
         admit: impl FnOnce(&Connection) -> Option<u32>,
         out: &mut Vec<Finished>,
-    ) {
+    ) -> Option<u32> {
         let s = self.table.get_mut(i);
         if from_client {
             if ev.seq != s.client.isn {
@@ -326,7 +333,7 @@ impl Engine {
                     let conn = s.connection();
                     self.finish(i, Outcome::Timeout, ev.ts_ns, out);
                     self.table.remove(i);
-                    self.open(conn, ev, admit);
+                    return self.open(conn, ev, admit);
                 }
                 // Otherwise the server holds the first handshake (it sent
                 // its SYN/ACK) and answers the new SYN with a challenge
@@ -334,7 +341,7 @@ impl Engine {
                 // out-of-window SYN and sends an ACK): the new client's
                 // RST to it ends the first handshake, and its next SYN
                 // opens the second.
-                return;
+                return None;
             }
             s.dupsyn = s.dupsyn.saturating_add(1);
         } else {
@@ -350,11 +357,12 @@ impl Engine {
                 State::SimultaneousOpen if ev.seq == s.server.isn => {
                     s.dupsyn = s.dupsyn.saturating_add(1);
                 }
-                _ => return,
+                _ => return None,
             }
         }
         s.refresh(ev.ts_ns);
         self.touch(i, ListId::Live);
+        None
     }
 
     fn syn_ack(&mut self, i: u32, ev: &Event, from_client: bool, out: &mut Vec<Finished>) {

@@ -128,6 +128,29 @@ mod no_session {
     use super::*;
 
     #[test]
+    fn process_says_which_events_started_tracking_a_handshake() {
+        let mut engine = Engine::new(EngineConfig::new(30 * S, 2, true));
+        let mut out = Vec::new();
+        let mut process = |ev: Event, admit: Option<u32>| engine.process(&ev, |_| admit, &mut out);
+        assert_eq!(process(syn(0), Some(7)), Some(7), "a new handshake");
+        assert_eq!(process(syn(S), Some(7)), None, "its retransmission");
+        assert_eq!(process(synack(S + 1), Some(7)), None);
+        let other = |port: u16| seg(2 * S, ep("10.0.0.2", port), server(), SYN, C_ISN, 0);
+        assert_eq!(process(other(40001), None), None, "refused by admission");
+        assert_eq!(process(other(40002), Some(3)), Some(3));
+        assert_eq!(process(other(40003), Some(3)), None, "no room: overflow");
+        assert_eq!(process(ack(3 * S), Some(7)), None, "completes, not opens");
+        // The same ports with another ISN after the first finished: a new
+        // handshake (the finished one left room).
+        assert_eq!(process(c2s(4 * S, SYN, C_ISN + 99, 0), Some(5)), Some(5));
+        // A client SYN with another ISN while the first is unanswered:
+        // that one ends, this one is tracked.
+        let reused = |isn: u32| seg(5 * S, ep("10.0.0.2", 40002), server(), SYN, isn, 0);
+        assert_eq!(process(reused(C_ISN + 1), Some(6)), Some(6));
+        assert_eq!(engine.overflow(), 1);
+    }
+
+    #[test]
     fn only_a_pure_syn_opens() {
         let mut h = Harness::new();
         h.feed(&[
