@@ -60,10 +60,7 @@ impl Aggregator {
     /// histogram bucket bounds (before any record). Without it, each
     /// filter's latency is all the detail kept.
     pub fn with_detail(mut self, buckets: Buckets) -> Aggregator {
-        let engine = self.counters.engine;
-        self.counters = Counters::with_buckets(self.names.iter().cloned(), buckets);
-        self.counters.engine = engine;
-        self.counters.detailed = true;
+        self.counters.keep_detail(buckets);
         self
     }
 

@@ -308,18 +308,9 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Zeroed counters for the named filters, in the given order, with the
-    /// default histogram buckets.
+    /// Zeroed counters for the named filters, in the given order, keeping
+    /// only each filter's latency of the detail ([`Counters::keep_detail`]).
     pub fn new<I, S>(names: I) -> Counters
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Counters::with_buckets(names, Buckets::default())
-    }
-
-    /// Zeroed counters for the named filters with the given buckets.
-    pub fn with_buckets<I, S>(names: I, buckets: Buckets) -> Counters
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -328,6 +319,7 @@ impl Counters {
             .into_iter()
             .map(|n| (n.into(), FilterCounters::default()))
             .collect();
+        let buckets = Buckets::default();
         Counters {
             detail: vec![FilterDetail::new(&buckets); filters.len()],
             filters,
@@ -337,6 +329,14 @@ impl Counters {
             engine: EngineStats::default(),
             lines_dropped: 0,
         }
+    }
+
+    /// Keeps the whole per-family detail from now on, with these histogram
+    /// bounds (call it before anything is counted: the detail restarts).
+    pub fn keep_detail(&mut self, buckets: Buckets) {
+        self.detail = vec![FilterDetail::new(&buckets); self.filters.len()];
+        self.buckets = buckets;
+        self.detailed = true;
     }
 
     /// What `f` adds to each filter it counts in ([`Counters::record`]).
