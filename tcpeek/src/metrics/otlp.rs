@@ -134,19 +134,21 @@ pub fn request(
             )),
             ..Default::default()
         };
-        let int = |v: &Value<'_>| match v {
-            Value::Int(v) => *v,
-            Value::Histogram(..) => unreachable!("{}: a histogram", f.name),
+        // A counter's or gauge's points.
+        let numbers = || -> Vec<NumberDataPoint> {
+            f.points
+                .iter()
+                .map(|p| match p.value {
+                    Value::Int(v) => number(&p.labels, v),
+                    Value::Histogram(..) => unreachable!("{}: a histogram", f.name),
+                })
+                .collect()
         };
         let (name, data) = match f.kind {
             Kind::Counter => (
                 f.name.to_string(),
                 metric::Data::Sum(Sum {
-                    data_points: f
-                        .points
-                        .iter()
-                        .map(|p| number(&p.labels, int(&p.value)))
-                        .collect(),
+                    data_points: numbers(),
                     aggregation_temporality: cumulative,
                     is_monotonic: true,
                 }),
@@ -158,11 +160,7 @@ pub fn request(
                     f.name.to_string()
                 },
                 metric::Data::Gauge(Gauge {
-                    data_points: f
-                        .points
-                        .iter()
-                        .map(|p| number(&p.labels, int(&p.value)))
-                        .collect(),
+                    data_points: numbers(),
                 }),
             ),
             Kind::Histogram => (
