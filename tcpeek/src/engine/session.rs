@@ -16,6 +16,7 @@ pub(crate) struct Key {
 impl Hash for Key {
     /// Four machine words instead of the field-by-field derive (which also
     /// hashes array lengths): this runs for every captured segment.
+    #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
         h.write_u128(u128::from_ne_bytes(*self.lo.addr.bytes()));
         h.write_u128(u128::from_ne_bytes(*self.hi.addr.bytes()));
