@@ -5,6 +5,9 @@
 //! and completions ([`docs`]) are generated from the definitions.
 
 pub mod docs;
+pub mod file;
+
+pub use file::{parse_args, ArgsError};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -55,6 +58,11 @@ examples:
   tcpeek -r capture.pcap --local 192.0.2.10"
 )]
 pub struct Args {
+    /// Read options and filters from this TOML file (README, "Config
+    /// file"); the command line overrides it. SIGHUP reads it again.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Drop privileges to this user once the capture is open.
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub user: Option<String>,

@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tcpeek::cli::{Args, Config};
+use tcpeek::cli::{parse_args, ArgsError, Config};
 
 /// Diagnostics on stderr, at the `-l` level.
 struct StderrLogger;
@@ -27,7 +26,16 @@ impl log::Log for StderrLogger {
 static LOGGER: StderrLogger = StderrLogger;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        // Usage, help and version, as clap prints them (exit 2 or 0).
+        Err(ArgsError::Cli(e)) => e.exit(),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "tcpeek: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     log::set_max_level(args.loglevel);
     let _ = log::set_logger(&LOGGER);
     let result = Config::from_args(args)
