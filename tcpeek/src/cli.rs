@@ -335,6 +335,10 @@ pub struct Config {
     /// Why `--backend auto` will not try eBPF (a libpcap-only option),
     /// printed at start-up.
     pub backend_note: Option<&'static str>,
+    pub loglevel: log::LevelFilter,
+    /// With `--config`: the whole command line, which a reload parses
+    /// again with the file as it is then ([`Config::reread`]).
+    pub argv: Option<Vec<std::ffi::OsString>>,
 }
 
 /// Why the command line cannot run.
@@ -481,7 +485,54 @@ impl Config {
             buckets: args.metrics_buckets.unwrap_or_default(),
             local_note,
             backend_note,
+            loglevel: args.loglevel,
+            argv: None,
         })
+    }
+
+    /// Keeps the command line for [`Config::reread`] (with `--config`).
+    pub fn with_argv(mut self, argv: &[std::ffi::OsString]) -> Config {
+        self.argv = Some(argv.to_vec());
+        self
+    }
+
+    /// The configuration the command line and its `--config` file give
+    /// now (SIGHUP): the file read again, the interface's addresses looked
+    /// up again.
+    pub fn reread(&self) -> anyhow::Result<Option<Config>> {
+        let Some(argv) = &self.argv else {
+            return Ok(None);
+        };
+        let args = file::parse_args(argv)?;
+        Ok(Some(Config::from_args(args)?.with_argv(argv)))
+    }
+
+    /// The options `new` changes that only a restart applies: all but the
+    /// filters, the local addresses and the log level.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        fn fixed(c: &Config) -> [(&'static str, String); 13] {
+            [
+                ("interface or read", format!("{:?}", c.source)),
+                ("backend", format!("{:?}", c.backend)),
+                ("timeout, max-sessions or icmp", format!("{:?}", c.engine)),
+                ("checksum", format!("{:?}", c.checksum)),
+                ("buffer", format!("{:?}", (c.buffer_mb, c.ring_bytes))),
+                ("promisc", format!("{:?}", c.promisc)),
+                ("xdp", format!("{:?}", c.xdp)),
+                ("socket", format!("{:?}", c.socket)),
+                ("user", format!("{:?}", c.user)),
+                ("quiet or json", format!("{:?}", (c.quiet, c.json))),
+                ("metrics", format!("{:?}", c.metrics)),
+                ("otlp or otlp-interval", format!("{:?}", c.otlp)),
+                ("metrics-buckets", format!("{:?}", c.buckets)),
+            ]
+        }
+        fixed(self)
+            .into_iter()
+            .zip(fixed(new))
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect()
     }
 }
 

@@ -303,6 +303,41 @@ impl FilterSet {
         (set != 0).then_some(set)
     }
 
+    /// For each of this set's named filters (in [`FilterSet::names`]
+    /// order), its index in `new` if `new` has it with the same name and
+    /// definition: a reload keeps its counters.
+    pub fn carried_into(&self, new: &FilterSet) -> Vec<Option<usize>> {
+        self.named
+            .iter()
+            .map(|f| new.named.iter().position(|g| g == f))
+            .collect()
+    }
+
+    /// The admission tag in `new` of a handshake admitted under this set
+    /// with `tag`: the filters it was admitted under that `new` still has
+    /// (`carried`, from [`FilterSet::carried_into`]). A handshake keeps
+    /// the filters it was admitted under: it joins none of the new ones.
+    /// (Beyond 32 named filters in `new`, tags are not kept and the
+    /// filters are matched again when it ends.)
+    pub fn retag(
+        &self,
+        new: &FilterSet,
+        carried: &[Option<usize>],
+        tag: u32,
+        conn: &Connection,
+    ) -> u32 {
+        if new.named.len() > 32 {
+            return u32::MAX;
+        }
+        let mut out = 0u32;
+        self.for_each_in(tag, conn, |i| {
+            if let Some(j) = carried[i] {
+                out |= 1 << j;
+            }
+        });
+        out
+    }
+
     /// Whether the handshake should be tracked.
     pub fn admits(&self, conn: &Connection) -> bool {
         self.admit(conn).is_some()

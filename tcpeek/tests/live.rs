@@ -246,6 +246,133 @@ fn sigusr1_prints_the_summary_so_far_and_goes_on() {
     }
 }
 
+/// A metric's value from `GET /metrics` on `port` of the namespace's
+/// loopback.
+fn metric(ns: &Netns, port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let body = ns.enter(|| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn sighup_reloads_the_filters_keeping_the_counts_of_those_unchanged() {
+    require_root!();
+    let pair = Pair::new();
+    let _l = pair.server.listen(sa(pair.server4, 8080));
+    let dir = TempDir::new("reload");
+    let conf = dir.path("tcpeek.toml");
+    std::fs::write(&conf, "filters = [\"web:RX@%:8080\", \"gone:RX@%:8080\"]\n").unwrap();
+    let daemons: Vec<(Daemon, u16)> = backends()
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let port = 19381 + i as u16;
+            let metrics = format!("127.0.0.1:{port}");
+            let args = [
+                "-i",
+                pair.server_if.as_str(),
+                "--config",
+                conf.to_str().unwrap(),
+                "--metrics",
+                &metrics,
+            ];
+            let sock = dir.path(&format!("{b}.sock"));
+            (Daemon::start(&pair.server, b, &sock, &args), port)
+        })
+        .collect();
+    let get =
+        |d: &Daemon| -> Value { serde_json::from_str(&request(&d.socket, "GET\r\n")).unwrap() };
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap()[..v.as_array().unwrap().len() - 1]
+            .iter()
+            .map(|o| o.as_object().unwrap().keys().next().unwrap().clone())
+            .collect()
+    };
+    let hup = |d: &Daemon, want: &str, n: usize| {
+        run("kill", &["-HUP", &d.pid().to_string()]);
+        wait_for(&format!("{}: {want}", d.backend), || {
+            (d.stderr().matches(want).count() >= n).then_some(())
+        });
+    };
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect");
+    for (d, _) in &daemons {
+        d.wait_sessions(1);
+    }
+
+    // A file that does not parse: the running configuration stays, and
+    // the log names the file, the line and the key.
+    std::fs::write(&conf, "filters = [\"web:RX@%:8080\"]\ntimout = 5\n").unwrap();
+    for (d, port) in &daemons {
+        hup(d, "configuration not reloaded", 1);
+        let err = d.stderr();
+        assert!(
+            err.contains("tcpeek.toml: 2: timout: unknown key"),
+            "{}: {err}",
+            d.backend
+        );
+        assert_eq!(names(&get(d)), ["RX", "TX", "web", "gone"], "{}", d.backend);
+        assert_eq!(
+            metric(&pair.server, *port, "tcpeek_config_last_reload_successful"),
+            Some(0.0),
+            "{}",
+            d.backend
+        );
+    }
+
+    // One that does: web stays with its count, gone goes, new starts at 0.
+    std::fs::write(
+        &conf,
+        "filters = [\"new:RX@%:8080\", \"web:RX@%:8080\"]\ntimeout = 30\n",
+    )
+    .unwrap();
+    for (d, port) in &daemons {
+        hup(d, "configuration reloaded", 1);
+        let err = d.stderr();
+        assert!(
+            err.contains("apply only at a restart: timeout, max-sessions or icmp"),
+            "{}: {err}",
+            d.backend
+        );
+        let v = get(d);
+        assert_eq!(names(&v), ["RX", "TX", "new", "web"], "{}", d.backend);
+        assert_eq!(filter(&v, "web")["success"]["total"], 1, "{}", d.backend);
+        assert_eq!(filter(&v, "new")["success"]["total"], 0, "{}", d.backend);
+        assert_eq!(
+            metric(&pair.server, *port, "tcpeek_config_last_reload_successful"),
+            Some(1.0),
+            "{}",
+            d.backend
+        );
+    }
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect");
+    for (d, _) in daemons {
+        d.wait_sessions(2);
+        let b = d.backend.clone();
+        let e = d.stop();
+        assert!(e.status.success(), "{b}: {}", e.stderr);
+        for (name, n) in [("web", 2), ("new", 1), ("RX", 2)] {
+            assert_eq!(
+                filter(&e.counters, name)["success"]["total"],
+                n,
+                "{b} {name}"
+            );
+        }
+    }
+}
+
 /// `field` (CapEff, CapPrm, ...) of every thread of `pid`, as bit masks.
 fn thread_caps(pid: u32, field: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();

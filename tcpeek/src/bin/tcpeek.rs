@@ -38,7 +38,9 @@ fn main() -> ExitCode {
     };
     log::set_max_level(args.loglevel);
     let _ = log::set_logger(&LOGGER);
+    let reloadable = args.config.is_some();
     let result = Config::from_args(args)
+        .map(|c| if reloadable { c.with_argv(&argv) } else { c })
         .map_err(anyhow::Error::from)
         .and_then(tcpeek::daemon::run);
     match result {

@@ -131,6 +131,35 @@ impl Aggregator {
         self.report();
     }
 
+    /// Swaps in a new filter set (SIGHUP). Filters it has with the same
+    /// name and definition keep their counters, new ones start at zero;
+    /// handshakes in progress keep the filters they were admitted under
+    /// (those that still exist), and records still in the reordering
+    /// window are admitted under the new set.
+    pub fn reload(&mut self, filters: FilterSet) -> Reloaded {
+        let carried = self.filters.carried_into(&filters);
+        let old = std::mem::replace(&mut self.filters, filters);
+        let new = &self.filters;
+        self.engine
+            .retag(|tag, conn| old.retag(new, &carried, tag, conn));
+        self.names = new.names().map(str::to_string).collect();
+        self.counters.refilter(&self.names, &carried);
+        let kept = carried.iter().flatten().count();
+        Reloaded {
+            kept,
+            removed: carried.len() - kept,
+            added: self.names.len() - kept,
+        }
+    }
+
+    /// Records a configuration (re)load: taken or not, and if taken, when.
+    pub fn config_loaded(&mut self, ok: bool, at_s: u64) {
+        self.counters.config.last_reload_ok = ok;
+        if ok {
+            self.counters.config.loaded_at_s = at_s;
+        }
+    }
+
     /// Records how many handshake lines the output dropped.
     pub fn set_lines_dropped(&mut self, n: u64) {
         self.counters.lines_dropped = n;
@@ -196,6 +225,17 @@ impl Aggregator {
             }
         }
     }
+}
+
+/// What a reload did to the named filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Unchanged: their counters go on.
+    pub kept: usize,
+    /// New or redefined: from zero.
+    pub added: usize,
+    /// Gone (or redefined), with their counters.
+    pub removed: usize,
 }
 
 /// Hands a record released by the reordering window to the engine:
@@ -420,6 +460,111 @@ mod tests {
         assert_eq!(in_progress(&mut agg), [1, 1, 1, 0]);
         agg.advance(T0 + 60 * S, 0);
         assert_eq!(in_progress(&mut agg), [0, 0, 0, 0], "timed out");
+    }
+
+    fn with_filters(exprs: &[&str]) -> FilterSet {
+        FilterSet::parse(exprs, Local::Everything).unwrap()
+    }
+
+    fn by_name(agg: &mut Aggregator) -> Vec<(String, u64, u64)> {
+        let c = agg.counters();
+        c.filters
+            .iter()
+            .zip(&c.detail)
+            .map(|((n, f), d)| (n.clone(), f.success.total, d.in_progress))
+            .collect()
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_filters_and_the_filters_handshakes_were_admitted_under() {
+        let mut agg = Aggregator::new(
+            Engine::new(EngineConfig::new(30 * S, 100, true)),
+            with_filters(&["web:RX@%:80", "old:RX@%:80", "redef:RX@%:80"]),
+            SessionPrinter::new(true, false, Box::new(io::sink())),
+        )
+        .with_detail(Buckets::default());
+        for ev in handshake(T0) {
+            agg.event(&ev);
+        }
+        // A second handshake, on another client port, half-way through.
+        let [syn, synack, ack] = handshake(T0 + S).map(|e| Event {
+            sport: if e.sport == 80 { 80 } else { 40001 },
+            dport: if e.dport == 80 { 80 } else { 40001 },
+            ..e
+        });
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.advance(T0 + 2 * S, 0);
+        let r = agg.reload(with_filters(&[
+            "new:RX@%:80",
+            "redef:RX@%:443",
+            "web:RX@%:80",
+        ]));
+        assert_eq!(
+            r,
+            Reloaded {
+                kept: 3,
+                added: 2,
+                removed: 2
+            },
+            "RX, TX and web kept; old and the old redef gone"
+        );
+        let row = |n: &str, done, going| (n.to_string(), done, going);
+        assert_eq!(
+            by_name(&mut agg),
+            [
+                row("RX", 1, 1),
+                row("TX", 1, 1),
+                row("new", 0, 0),
+                row("redef", 0, 0),
+                row("web", 1, 1),
+            ]
+        );
+        // The one in progress ends in the filters it was admitted under
+        // that remain, not in the new one that would match it.
+        agg.event(&Event {
+            ts_ns: T0 + 3 * S,
+            ..ack
+        });
+        // One admitted after the reload counts in the new filter.
+        for ev in handshake(T0 + 4 * S).map(|e| Event {
+            sport: if e.sport == 80 { 80 } else { 40002 },
+            dport: if e.dport == 80 { 80 } else { 40002 },
+            ..e
+        }) {
+            agg.event(&ev);
+        }
+        agg.advance(T0 + 6 * S, 0);
+        assert_eq!(
+            by_name(&mut agg),
+            [
+                row("RX", 3, 0),
+                row("TX", 3, 0),
+                row("new", 1, 0),
+                row("redef", 0, 0),
+                row("web", 3, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reload_to_more_than_32_filters_matches_again_at_the_end() {
+        let mut agg = aggregator();
+        let [syn, synack, ack] = handshake(T0);
+        agg.event(&syn);
+        agg.event(&synack);
+        agg.advance(T0 + S, 0);
+        let many: Vec<String> = (0..40).map(|i| format!("f{i}:RX@%:80")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        agg.reload(with_filters(&many));
+        agg.event(&Event {
+            ts_ns: T0 + 2 * S,
+            ..ack
+        });
+        agg.advance(T0 + 3 * S, 0);
+        let c = agg.counters();
+        assert_eq!(c.filters.len(), 42);
+        assert!(c.filters.iter().all(|(_, f)| f.success.total == 1));
     }
 
     #[test]

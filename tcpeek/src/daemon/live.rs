@@ -286,6 +286,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigusr1 =
             signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut tick = tokio::time::interval(LIVE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feeding = true;
@@ -316,6 +317,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                         log::warn!("SIGUSR1: the summary was dropped: its reader is too slow");
                     }
                 }
+                _ = sighup.recv() => reload(cfg, &mut agg),
                 m = rx.recv() => {
                     feeding = feed(&mut agg, m, &mut failure);
                     agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
@@ -381,6 +383,41 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// SIGHUP: reads the command line's `--config` file again and swaps in its
+/// filters, local addresses and log level; a file that does not make a
+/// configuration leaves the running one, and says why.
+fn reload(running: &Config, agg: &mut Aggregator) {
+    let new = match running.reread() {
+        Ok(Some(new)) => new,
+        Ok(None) => {
+            log::warn!("SIGHUP: no --config file to read again; nothing changed");
+            return;
+        }
+        Err(e) => {
+            log::error!("SIGHUP: configuration not reloaded, the running one stays: {e:#}");
+            agg.config_loaded(false, 0);
+            return;
+        }
+    };
+    let restart = running.restart_needed(&new);
+    if !restart.is_empty() {
+        log::warn!(
+            "SIGHUP: these options changed and apply only at a restart: {}",
+            restart.join("; ")
+        );
+    }
+    log::set_max_level(new.loglevel);
+    let local = new.filters.local().to_string();
+    let r = agg.reload(new.filters);
+    agg.config_loaded(true, super::wall_ns() / 1_000_000_000);
+    log::info!(
+        "SIGHUP: configuration reloaded: {} filters kept, {} new, {} gone; local addresses {local}",
+        r.kept,
+        r.added,
+        r.removed
+    );
 }
 
 /// Handles one message from the capture thread; false once it is done.

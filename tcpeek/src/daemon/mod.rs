@@ -21,7 +21,7 @@ use crate::cli::{Config, Source};
 use crate::output::queue::Dest;
 use crate::output::{format_summary, SessionPrinter, SummaryInfo};
 
-pub use aggregator::Aggregator;
+pub use aggregator::{Aggregator, Reloaded};
 pub use file::FileFeed;
 
 /// Runs tcpeek with a validated configuration.
@@ -77,11 +77,12 @@ pub(crate) fn printer(cfg: &Config, out: Box<dyn Write + Send>) -> SessionPrinte
 /// The run's aggregator, printing to `out`; with the metrics' detail
 /// when a metrics output wants it.
 pub(crate) fn aggregator(cfg: &Config, out: Box<dyn Write + Send>) -> Aggregator {
-    let agg = Aggregator::new(
+    let mut agg = Aggregator::new(
         crate::engine::Engine::new(cfg.engine),
         cfg.filters.clone(),
         printer(cfg, out),
     );
+    agg.config_loaded(true, wall_ns() / 1_000_000_000);
     if cfg.metrics.is_some() || cfg.metrics_file.is_some() || cfg.otlp.is_some() {
         agg.with_detail(cfg.buckets.clone())
     } else {

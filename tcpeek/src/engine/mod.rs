@@ -130,6 +130,13 @@ impl Engine {
         }
     }
 
+    /// Replaces the admission tag of every handshake in progress with
+    /// `retag(tag, connection)` (a new filter set: the daemon's reload).
+    pub fn retag(&mut self, mut retag: impl FnMut(u32, &Connection) -> u32) {
+        self.table
+            .for_each_mut(ListId::Live, |s| s.tag = retag(s.tag, &s.connection()));
+    }
+
     /// Ends handshakes idle since before `now - timeout` and forgets
     /// finished ones older than the linger time.
     pub fn expire(&mut self, now: u64, out: &mut Vec<Finished>) {

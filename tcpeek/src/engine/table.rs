@@ -195,6 +195,16 @@ impl Table {
         (head != NIL).then_some(head)
     }
 
+    /// Calls `each` with every session on `list`, oldest first.
+    pub(crate) fn for_each_mut(&mut self, list: ListId, mut each: impl FnMut(&mut Session)) {
+        let mut i = self.list(list).head;
+        while i != NIL {
+            let slot = &mut self.slots[i as usize];
+            each(&mut slot.session);
+            i = slot.links.next;
+        }
+    }
+
     /// Bytes held by the table's allocations (for the memory benchmark).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()

@@ -313,6 +313,18 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
             "Most handshakes the session table tracks at once (--max-sessions)",
             c.engine.capacity,
         ),
+        (
+            "tcpeek_config_last_reload_successful",
+            Kind::Gauge,
+            "Whether the last configuration reload (SIGHUP) was taken",
+            u64::from(c.config.last_reload_ok),
+        ),
+        (
+            "tcpeek_config_last_reload_success_timestamp_seconds",
+            Kind::Gauge,
+            "When the configuration running was loaded, in seconds since the epoch",
+            c.config.loaded_at_s,
+        ),
     ] {
         let mut m = Family::new(name, kind, help);
         m.point(Vec::new(), Value::Int(v));

@@ -305,6 +305,19 @@ pub struct Counters {
     pub engine: EngineStats,
     /// Handshake lines dropped because their reader was too slow.
     pub lines_dropped: u64,
+    pub config: ConfigStatus,
+}
+
+/// How the configuration was last (re)loaded, as Prometheus reports its
+/// own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConfigStatus {
+    /// Whether the last SIGHUP's configuration was taken (true until one
+    /// fails).
+    pub last_reload_ok: bool,
+    /// When the configuration running was loaded: start or the last
+    /// successful reload (seconds since the epoch).
+    pub loaded_at_s: u64,
 }
 
 impl Counters {
@@ -328,6 +341,10 @@ impl Counters {
             capture: CaptureStats::default(),
             engine: EngineStats::default(),
             lines_dropped: 0,
+            config: ConfigStatus {
+                last_reload_ok: true,
+                loaded_at_s: 0,
+            },
         }
     }
 
@@ -337,6 +354,30 @@ impl Counters {
         self.detail = vec![FilterDetail::new(&buckets); self.filters.len()];
         self.buckets = buckets;
         self.detailed = true;
+    }
+
+    /// A new filter set, `names` in order: filter `i` of the old set keeps
+    /// its counters as filter `carried[i]` of the new one; the others
+    /// start at zero, and the old ones not carried are gone.
+    pub fn refilter(&mut self, names: &[String], carried: &[Option<usize>]) {
+        let mut filters: Vec<(String, FilterCounters)> = names
+            .iter()
+            .map(|n| (n.clone(), FilterCounters::default()))
+            .collect();
+        let mut detail = vec![FilterDetail::new(&self.buckets); names.len()];
+        for (i, (old, old_detail)) in self
+            .filters
+            .drain(..)
+            .zip(self.detail.drain(..))
+            .enumerate()
+        {
+            if let Some(&Some(j)) = carried.get(i) {
+                filters[j].1 = old.1;
+                detail[j] = old_detail;
+            }
+        }
+        self.filters = filters;
+        self.detail = detail;
     }
 
     /// What `f` adds to each filter it counts in ([`Counters::record`]).
