@@ -59,8 +59,9 @@ examples:
 )]
 pub struct Args {
     /// Read options and filters from this TOML file (README, "Config
-    /// file"); the command line overrides it. SIGHUP reads it again.
-    #[arg(long = "config", value_name = "FILE")]
+    /// file"); the command line overrides it, and SIGHUP reads it again.
+    /// Given twice, the last one is read.
+    #[arg(long = "config", value_name = "FILE", overrides_with = "config")]
     pub config: Option<PathBuf>,
 
     /// Drop privileges to this user once the capture is open.

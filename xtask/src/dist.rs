@@ -137,6 +137,27 @@ pub(crate) fn check_package(deb: &Path) -> anyhow::Result<()> {
             &["-q", "-r", fixture.to_str().context("path")?],
         )?;
         ensure!(run.contains("Success: 4 session"), "tcpeek -r: {run}");
+        // The unit's command line, with the shipped config file, checks.
+        let fixture = fixture.to_str().context("path")?;
+        let check = sh(
+            "/usr/bin/tcpeek",
+            &[
+                "--check",
+                "--config",
+                "/etc/tcpeek/tcpeek.toml",
+                "-r",
+                fixture,
+            ],
+        )?;
+        ensure!(
+            check.contains("configuration OK"),
+            "tcpeek --check: {check}"
+        );
+        let conffiles = sh("dpkg-query", &["-W", "-f=${Conffiles}", "tcpeek"])?;
+        ensure!(
+            conffiles.contains("/etc/tcpeek/tcpeek.toml"),
+            "/etc/tcpeek/tcpeek.toml is not a conffile: {conffiles}"
+        );
         sh("/usr/bin/tcpeekstat", &["--help"])?;
         let page = sh("man", &["-P", "cat", "tcpeek"])?;
         ensure!(
@@ -166,6 +187,7 @@ pub(crate) fn check_package(deb: &Path) -> anyhow::Result<()> {
         "/usr/bin/tcpeek",
         "/usr/bin/tcpeekstat",
         "/lib/systemd/system/tcpeek@.service",
+        "/etc/tcpeek/tcpeek.toml",
     ] {
         ensure!(!Path::new(f).exists(), "{f} is left after dpkg --purge");
     }
