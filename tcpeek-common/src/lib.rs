@@ -88,8 +88,12 @@ pub struct Event {
     pub icmp_type: u8,
     /// ICMP/ICMPv6 code (0 for TCP events).
     pub icmp_code: u8,
+    /// Which of the daemon's interfaces it was captured on: its position in
+    /// the `-i` list. The kernel writes 0; the reader of each interface's
+    /// capture sets it.
+    pub iface: u8,
     /// Explicit padding; always zero.
-    pub _pad: [u8; 4],
+    pub _pad: [u8; 3],
 }
 
 /// Size of [`Event`] in bytes; the ring buffer reader checks records against it.
@@ -115,7 +119,8 @@ impl Event {
         direction: 0,
         icmp_type: 0,
         icmp_code: 0,
-        _pad: [0; 4],
+        iface: 0,
+        _pad: [0; 3],
     };
 }
 

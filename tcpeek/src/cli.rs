@@ -30,6 +30,10 @@ use crate::socket::DEFAULT_SOCKET_PATH;
 /// when a SYN flood fills it.
 pub const DEFAULT_MAX_SESSIONS: usize = 2_000_000;
 
+/// Most interfaces one daemon watches (`-i` repeated): an event names its
+/// interface in a byte.
+pub const MAX_INTERFACES: usize = 64;
+
 /// libpcap's kernel buffer without `-B`, in MiB (the original's default).
 pub const DEFAULT_BUFFER_MB: u32 = 2;
 
@@ -68,14 +72,15 @@ pub struct Args {
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub user: Option<String>,
 
-    /// Interface to watch (default: libpcap's default device).
+    /// Interface to watch, repeatable: one daemon for all of them
+    /// (default: libpcap's default device).
     #[arg(
         short = 'i',
         long = "interface",
         value_name = "DEV",
         conflicts_with = "read"
     )]
-    pub interface: Option<String>,
+    pub interface: Vec<String>,
 
     /// UNIX socket serving the counters [default: /var/run/tcpeek/tcpeek.sock;
     /// none with -r].
@@ -293,8 +298,8 @@ fn parse_max_sessions(s: &str) -> Result<usize, String> {
 /// Where packets come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// A live interface.
-    Live { interface: String },
+    /// Live interfaces, in `-i` order (an event's `iface` indexes them).
+    Live { interfaces: Vec<String> },
     /// A capture file.
     File(PathBuf),
 }
@@ -353,6 +358,12 @@ pub enum ConfigError {
     ListInterfaces(String),
     #[error("-i {0}: no such interface (see `ip link`)")]
     NoSuchInterface(String),
+    #[error("-i {0} is given twice")]
+    InterfaceTwice(String),
+    #[error("-i any already watches every interface: give it alone")]
+    AnyWithOthers,
+    #[error("{0} interfaces given: at most {MAX_INTERFACES} in one daemon")]
+    TooManyInterfaces(usize),
     #[error("--backend ebpf: {0}; use --backend pcap or auto")]
     EbpfCannot(&'static str),
     #[error(transparent)]
@@ -368,6 +379,8 @@ pub enum ConfigError {
 impl Config {
     /// Validates `args`, resolving the interface and its addresses.
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        // Each interface's own addresses, when --local does not say.
+        let mut per_interface = Vec::new();
         let (source, local, local_note) = match (&args.read, &args.interface) {
             (Some(path), _) => {
                 let (local, note) = if args.local.is_empty() {
@@ -383,43 +396,57 @@ impl Config {
                 };
                 (Source::File(path.clone()), local, note)
             }
-            (None, iface) => {
-                let interface = match iface {
-                    Some(i) => i.clone(),
-                    None => {
+            (None, given) => {
+                let interfaces = if given.is_empty() {
+                    vec![
                         pcap::Device::lookup()
                             .map_err(|e| ConfigError::NoDefaultDevice(e.to_string()))?
                             .ok_or_else(|| ConfigError::NoDefaultDevice("none found".into()))?
-                            .name
-                    }
+                            .name,
+                    ]
+                } else {
+                    given.clone()
                 };
-                // Named now, not when the capture fails to open it.
-                if interface != "any" && nix::net::if_::if_nametoindex(interface.as_str()).is_err()
-                {
-                    return Err(ConfigError::NoSuchInterface(interface));
+                for (n, i) in interfaces.iter().enumerate() {
+                    // Named now, not when the capture fails to open it.
+                    if i != "any" && nix::net::if_::if_nametoindex(i.as_str()).is_err() {
+                        return Err(ConfigError::NoSuchInterface(i.clone()));
+                    }
+                    if interfaces[..n].contains(i) {
+                        return Err(ConfigError::InterfaceTwice(i.clone()));
+                    }
+                }
+                if interfaces.len() > 1 && interfaces.iter().any(|i| i == "any") {
+                    return Err(ConfigError::AnyWithOthers);
+                }
+                if interfaces.len() > MAX_INTERFACES {
+                    return Err(ConfigError::TooManyInterfaces(interfaces.len()));
                 }
                 let (local, note) = if args.local.is_empty() {
-                    let addrs = interface_addrs(&interface)?;
-                    if addrs.is_empty() {
-                        (
-                            Local::Everything,
-                            Some(format!(
-                                "{interface} has no IP address: every address counts as local (give --local to choose)"
-                            )),
-                        )
-                    } else {
-                        (
-                            Local::Prefixes(addrs.into_iter().map(Prefix::host).collect()),
-                            None,
-                        )
+                    let mut notes = Vec::new();
+                    for i in &interfaces {
+                        let addrs = interface_addrs(i)?;
+                        if addrs.is_empty() {
+                            notes.push(format!(
+                                "{i} has no IP address: every address counts as local on it (give --local to choose)"
+                            ));
+                            per_interface.push(Local::Everything);
+                        } else {
+                            per_interface.push(Local::Prefixes(
+                                addrs.into_iter().map(Prefix::host).collect(),
+                            ));
+                        }
                     }
+                    let first = per_interface[0].clone();
+                    (first, (!notes.is_empty()).then(|| notes.join("; ")))
                 } else {
                     (Local::Prefixes(args.local.clone()), None)
                 };
-                (Source::Live { interface }, local, note)
+                (Source::Live { interfaces }, local, note)
             }
         };
-        let filters = FilterSet::parse(&args.expressions, local)?;
+        let filters =
+            FilterSet::parse(&args.expressions, local)?.with_interface_locals(per_interface);
         let socket = match (&source, args.socket) {
             (_, Some(p)) => Some(p),
             (Source::Live { .. }, None) => Some(PathBuf::from(DEFAULT_SOCKET)),

@@ -213,12 +213,14 @@ fn parse_ports(g: &str, ports: &str) -> Result<Option<Vec<u16>>, String> {
     Ok(Some(list))
 }
 
-/// All filters plus the local addresses they are judged against.
+/// All filters plus the local addresses they are judged against: one set
+/// per interface, in `-i` order ([`tcpeek_common::Event::iface`]).
 #[derive(Clone, Debug)]
 pub struct FilterSet {
     named: Vec<Filter>,
     exclusions: Vec<Filter>,
-    local: Local,
+    /// Never empty.
+    locals: Vec<Local>,
 }
 
 impl FilterSet {
@@ -256,8 +258,17 @@ impl FilterSet {
         Ok(FilterSet {
             named,
             exclusions,
-            local,
+            locals: vec![local],
         })
+    }
+
+    /// Judges each interface's traffic against its own local addresses:
+    /// `locals[i]` for interface `i`. Empty leaves them as they were.
+    pub fn with_interface_locals(mut self, locals: Vec<Local>) -> FilterSet {
+        if !locals.is_empty() {
+            self.locals = locals;
+        }
+        self
     }
 
     /// Named filters' names, in order.
@@ -265,15 +276,27 @@ impl FilterSet {
         self.named.iter().filter_map(|f| f.name.as_deref())
     }
 
+    /// The local addresses of the first interface (of all, unless they
+    /// were given per interface).
     pub fn local(&self) -> &Local {
-        &self.local
+        &self.locals[0]
     }
 
-    /// Whether `conn` is RX, TX (or both, when both ends are local).
-    fn sides(&self, conn: &Connection) -> (bool, bool) {
+    /// Each interface's local addresses.
+    pub fn locals(&self) -> &[Local] {
+        &self.locals
+    }
+
+    /// Whether `conn`, captured on interface `iface`, is RX, TX (or both,
+    /// when both ends are local).
+    fn sides(&self, conn: &Connection, iface: u8) -> (bool, bool) {
+        let local = self
+            .locals
+            .get(usize::from(iface))
+            .unwrap_or(&self.locals[0]);
         (
-            self.local.contains(&conn.server.addr),
-            self.local.contains(&conn.client.addr),
+            local.contains(&conn.server.addr),
+            local.contains(&conn.client.addr),
         )
     }
 
@@ -281,8 +304,8 @@ impl FilterSet {
     /// and no exclusion), as an admission tag for the engine: the set of
     /// named filters it matches, to be read back by
     /// [`FilterSet::for_each_in`] when it finishes.
-    pub fn admit(&self, conn: &Connection) -> Option<u32> {
-        let (rx, tx) = self.sides(conn);
+    pub fn admit(&self, conn: &Connection, iface: u8) -> Option<u32> {
+        let (rx, tx) = self.sides(conn, iface);
         if (!rx && !tx) || self.exclusions.iter().any(|f| f.matches(conn, rx, tx)) {
             return None;
         }
@@ -325,12 +348,13 @@ impl FilterSet {
         carried: &[Option<usize>],
         tag: u32,
         conn: &Connection,
+        iface: u8,
     ) -> u32 {
         if new.named.len() > 32 {
             return u32::MAX;
         }
         let mut out = 0u32;
-        self.for_each_in(tag, conn, |i| {
+        self.for_each_in(tag, conn, iface, |i| {
             if let Some(j) = carried[i] {
                 out |= 1 << j;
             }
@@ -339,15 +363,15 @@ impl FilterSet {
     }
 
     /// Whether the handshake should be tracked.
-    pub fn admits(&self, conn: &Connection) -> bool {
-        self.admit(conn).is_some()
+    pub fn admits(&self, conn: &Connection, iface: u8) -> bool {
+        self.admit(conn, iface).is_some()
     }
 
     /// Calls `each` with the index (in [`FilterSet::names`] order) of every
     /// named filter in `tag`, the handshake's admission tag.
-    pub fn for_each_in(&self, tag: u32, conn: &Connection, mut each: impl FnMut(usize)) {
+    pub fn for_each_in(&self, tag: u32, conn: &Connection, iface: u8, mut each: impl FnMut(usize)) {
         if self.named.len() > 32 {
-            return self.for_each_match(conn, each);
+            return self.for_each_match(conn, iface, each);
         }
         let mut set = tag;
         while set != 0 {
@@ -358,8 +382,8 @@ impl FilterSet {
 
     /// Calls `each` with the index (in [`FilterSet::names`] order) of every
     /// named filter the handshake counts in.
-    pub fn for_each_match(&self, conn: &Connection, mut each: impl FnMut(usize)) {
-        let (rx, tx) = self.sides(conn);
+    pub fn for_each_match(&self, conn: &Connection, iface: u8, mut each: impl FnMut(usize)) {
+        let (rx, tx) = self.sides(conn, iface);
         if (!rx && !tx) || self.exclusions.iter().any(|f| f.matches(conn, rx, tx)) {
             return;
         }
@@ -391,14 +415,35 @@ mod tests {
     fn matches(set: &FilterSet, c: &Connection) -> Vec<String> {
         let names: Vec<&str> = set.names().collect();
         let mut v = Vec::new();
-        set.for_each_match(c, |i| v.push(names[i].to_string()));
+        set.for_each_match(c, 0, |i| v.push(names[i].to_string()));
         // The admission tag read back names the same filters.
         let mut w = Vec::new();
-        if let Some(tag) = set.admit(c) {
-            set.for_each_in(tag, c, |i| w.push(names[i].to_string()));
+        if let Some(tag) = set.admit(c, 0) {
+            set.for_each_in(tag, c, 0, |i| w.push(names[i].to_string()));
         }
         assert_eq!(v, w);
         v
+    }
+
+    #[test]
+    fn each_interface_is_judged_by_its_own_local_addresses() {
+        let set = FilterSet::parse(&["web:RX@%:80"], local(&["10.0.0.1"]))
+            .unwrap()
+            .with_interface_locals(vec![local(&["10.0.0.1"]), local(&["10.1.0.1"])]);
+        let to_first = conn("192.0.2.9", 40000, "10.0.0.1", 80);
+        let to_second = conn("192.0.2.9", 40000, "10.1.0.1", 80);
+        let names = |c: &Connection, iface: u8| {
+            let n: Vec<&str> = set.names().collect();
+            let mut v = Vec::new();
+            set.for_each_match(c, iface, |i| v.push(n[i]));
+            v
+        };
+        assert_eq!(names(&to_first, 0), ["RX", "web"]);
+        assert_eq!(names(&to_second, 1), ["RX", "web"]);
+        // An address of the other interface is not local on this one.
+        assert!(names(&to_second, 0).is_empty());
+        assert!(!set.admits(&to_first, 1));
+        assert_eq!(set.locals().len(), 2);
     }
 
     fn problem(expr: &str) -> String {
@@ -503,7 +548,7 @@ mod tests {
             .unwrap();
             let c = conn("192.168.0.7", 50000, "192.168.0.1", 443);
             assert_eq!(matches(&set, &c), ["RX", "lan"]);
-            assert!(set.admits(&c));
+            assert!(set.admits(&c, 0));
             let c = conn("192.168.0.7", 50000, "192.168.0.1", 22);
             assert_eq!(matches(&set, &c), ["RX"]);
             let c = conn("10.0.0.9", 80, "192.168.0.1", 8080);
@@ -519,7 +564,7 @@ mod tests {
             // Not local at all: nothing.
             let c = conn("198.51.100.1", 40000, "203.0.113.5", 5432);
             assert!(matches(&set, &c).is_empty());
-            assert!(!set.admits(&c));
+            assert!(!set.admits(&c, 0));
         }
 
         #[test]
@@ -530,10 +575,10 @@ mod tests {
             )
             .unwrap();
             let c = conn("10.0.0.2", 40000, "10.0.0.1", 22);
-            assert!(!set.admits(&c));
+            assert!(!set.admits(&c, 0));
             assert!(matches(&set, &c).is_empty());
             let c = conn("10.0.0.2", 40000, "10.0.0.1", 80);
-            assert!(set.admits(&c));
+            assert!(set.admits(&c, 0));
         }
 
         #[test]

@@ -269,7 +269,10 @@ fn syn_emits_event_with_all_fields() {
     assert_eq!((ev.seq, ev.ack), (1000, 0));
     assert_eq!(ev.tcp_flags, f::SYN);
     assert_eq!(ev.payload_len, 0);
-    assert_eq!((ev.icmp_type, ev.icmp_code, ev._pad), (0, 0, [0; 4]));
+    assert_eq!(
+        (ev.icmp_type, ev.icmp_code, ev.iface, ev._pad),
+        (0, 0, 0, [0; 3])
+    );
     assert!(ev.ts_ns > 0, "ts_ns is bpf_ktime_get_ns()");
 
     let ev = one(fx.run(names::PROG_TC_EGRESS, &tcp4(false, 1000, f::SYN, 0, b"")));

@@ -33,3 +33,14 @@ pub struct CaptureStats {
     /// `recv`, not in `malformed`.
     pub truncated: u64,
 }
+
+impl std::ops::AddAssign for CaptureStats {
+    /// Two captures' figures together (several interfaces).
+    fn add_assign(&mut self, o: CaptureStats) {
+        self.recv += o.recv;
+        self.drop += o.drop;
+        self.ifdrop += o.ifdrop;
+        self.malformed += o.malformed;
+        self.truncated += o.truncated;
+    }
+}

@@ -141,7 +141,7 @@ impl Aggregator {
         let old = std::mem::replace(&mut self.filters, filters);
         let new = &self.filters;
         self.engine
-            .retag(|tag, conn| old.retag(new, &carried, tag, conn));
+            .retag(|tag, conn, iface| old.retag(new, &carried, tag, conn, iface));
         self.names = new.names().map(str::to_string).collect();
         self.counters.refilter(&self.names, &carried);
         let kept = carried.iter().flatten().count();
@@ -168,6 +168,29 @@ impl Aggregator {
     /// Records the capture's own counters.
     pub fn set_capture_stats(&mut self, stats: CaptureStats) {
         self.counters.capture = stats;
+    }
+
+    /// Names the live interfaces, in `-i` order, whose figures
+    /// [`Aggregator::set_interface_stats`] records.
+    pub fn watch_interfaces(&mut self, names: &[String]) {
+        self.counters.interfaces = names
+            .iter()
+            .map(|n| (n.clone(), CaptureStats::default()))
+            .collect();
+    }
+
+    /// Records interface `slot`'s capture counters; the capture's are
+    /// their sum.
+    pub fn set_interface_stats(&mut self, slot: usize, stats: CaptureStats) {
+        let Some(entry) = self.counters.interfaces.get_mut(slot) else {
+            return;
+        };
+        entry.1 = stats;
+        let mut sum = CaptureStats::default();
+        for (_, s) in &self.counters.interfaces {
+            sum += *s;
+        }
+        self.counters.capture = sum;
     }
 
     /// The counters, with the engine's current figures.
@@ -208,7 +231,7 @@ impl Aggregator {
             self.matched.clear();
             let matched = &mut self.matched;
             self.filters
-                .for_each_in(f.tag, &f.conn, |i| matched.push(i));
+                .for_each_in(f.tag, &f.conn, f.iface, |i| matched.push(i));
             let tally = self.counters.tally(&f);
             for &i in &self.matched {
                 self.counters.record(i, &f, &tally);
@@ -250,12 +273,14 @@ fn to_engine<'a>(
 ) -> impl FnMut(&Event) + 'a {
     move |e: &Event| {
         engine.expire(e.ts_ns, finished);
-        let opened = engine.process(e, |c| filters.admit(c), finished);
+        let opened = engine.process(e, |c| filters.admit(c, e.iface), finished);
         if let Some(tag) = opened.filter(|_| counters.detailed) {
             // Its client is the event's source.
             let (client, server) = crate::event::endpoints(e);
             let conn = crate::event::Connection { client, server };
-            filters.for_each_in(tag, &conn, |i| counters.detail[i].in_progress += 1);
+            filters.for_each_in(tag, &conn, e.iface, |i| {
+                counters.detail[i].in_progress += 1;
+            });
         }
     }
 }

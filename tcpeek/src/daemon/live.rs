@@ -33,11 +33,12 @@ use crate::stats::SharedCounters;
 /// kernel (a batch, the channel).
 pub(super) const LIVE_EXPIRY_MARGIN_NS: u64 = 1_000_000_000;
 
-/// What the capture thread sends the aggregator.
+/// What a capture thread or task sends the aggregator; `u8` is the
+/// interface's slot (its place in `-i` order).
 enum Feed {
     Events(Vec<Event>),
-    Stats(CaptureStats),
-    Failed(anyhow::Error),
+    Stats(u8, CaptureStats),
+    Failed(u8, anyhow::Error),
 }
 
 /// Events are handed over in batches of this many, or after this long,
@@ -51,6 +52,11 @@ const BATCH_AGE: Duration = Duration::from_millis(20);
 /// a few tens of milliseconds, and times out what is due.
 const LIVE_TICK: Duration = Duration::from_millis(10);
 
+/// How often the watched interfaces are looked up, to report one deleted
+/// or renamed (eBPF sees nothing more from a deleted one, and says
+/// nothing).
+const INTERFACE_CHECK: Duration = Duration::from_secs(1);
+
 /// Runs libpcap on its own thread until `stop` is set or capture fails.
 ///
 /// Per packet it reads no clock: a batch's age is measured with the
@@ -59,26 +65,32 @@ const LIVE_TICK: Duration = Duration::from_millis(10);
 /// clock reads per packet cost as much as decoding it.
 fn spawn_pcap_feeder(
     mut cap: PcapCapture,
+    slot: u8,
     tx: mpsc::Sender<Feed>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<thread::JoinHandle<()>> {
     const BATCH_AGE_NS: u64 = BATCH_AGE.as_nanos() as u64;
     thread::Builder::new()
-        .name("capture".into())
+        .name(format!("capture-{slot}"))
         .spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
             let mut stats_sent = Instant::now();
             let mut since_stats = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 let idle = match cap.next() {
-                    Ok(Next::Event(ev)) => {
+                    Ok(Next::Event(mut ev)) => {
+                        ev.iface = slot;
                         batch.push(ev);
                         false
                     }
                     Ok(Next::Timeout) => true,
                     Ok(Next::Eof) => break,
                     Err(e) => {
-                        let _ = tx.blocking_send(Feed::Failed(e.into()));
+                        if !batch.is_empty() {
+                            let _ = tx.blocking_send(Feed::Events(batch));
+                        }
+                        let _ = tx.blocking_send(Feed::Stats(slot, cap.stats()));
+                        let _ = tx.blocking_send(Feed::Failed(slot, e.into()));
                         return;
                     }
                 };
@@ -100,14 +112,14 @@ fn spawn_pcap_feeder(
                     since_stats = 0;
                     if stats_sent.elapsed() >= Duration::from_secs(1) {
                         stats_sent = Instant::now();
-                        let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+                        let _ = tx.blocking_send(Feed::Stats(slot, cap.stats()));
                     }
                 }
             }
             if !batch.is_empty() {
                 let _ = tx.blocking_send(Feed::Events(batch));
             }
-            let _ = tx.blocking_send(Feed::Stats(cap.stats()));
+            let _ = tx.blocking_send(Feed::Stats(slot, cap.stats()));
         })
 }
 
@@ -119,41 +131,158 @@ enum Feeder {
     Task(tokio::task::JoinHandle<()>),
 }
 
-/// Opens the capture the configuration asks for (`--backend`), as root.
-fn open_capture(cfg: &Config, interface: &str) -> anyhow::Result<Capture> {
+/// Opens a capture of each interface with the backend the configuration
+/// asks for (`--backend`), as root. `auto` uses eBPF if it opens on every
+/// interface, else libpcap on all: one backend per run.
+fn open_captures(cfg: &Config, interfaces: &[String]) -> anyhow::Result<Captures> {
     // The conversion of the command line settled what libpcap-only options
     // imply (cli::Config::from_args).
     if let Some(why) = cfg.backend_note {
         log::info!("using libpcap: {why}");
     }
+    // With several interfaces, an error names the one it is about.
+    fn named<T>(many: bool, i: &str, r: anyhow::Result<T>) -> anyhow::Result<T> {
+        if many {
+            r.with_context(|| format!("-i {i}"))
+        } else {
+            r
+        }
+    }
+    let many = interfaces.len() > 1;
+    let pcap = || -> anyhow::Result<Captures> {
+        let caps = interfaces
+            .iter()
+            .map(|i| named(many, i, open_pcap(cfg, i)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Captures::Pcap(caps))
+    };
+    let ebpf = || -> anyhow::Result<Captures> {
+        let caps = interfaces
+            .iter()
+            .map(|i| named(many, i, open_ebpf(cfg, i)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Captures::Ebpf(caps))
+    };
     match cfg.backend {
-        Backend::Pcap => Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?))),
-        Backend::Ebpf => Ok(Capture::Ebpf(Box::new(open_ebpf(cfg, interface)?))),
-        Backend::Auto => match open_ebpf(cfg, interface) {
-            Ok(c) => Ok(Capture::Ebpf(Box::new(c))),
-            Err(e) => {
-                to_stderr(format_args!(
-                    "tcpeek: eBPF backend unavailable ({e:#}); using libpcap\n"
-                ));
-                Ok(Capture::Pcap(Box::new(open_pcap(cfg, interface)?)))
-            }
-        },
+        Backend::Pcap => pcap(),
+        Backend::Ebpf => ebpf(),
+        Backend::Auto => ebpf().or_else(|e| {
+            to_stderr(format_args!(
+                "tcpeek: eBPF backend unavailable ({e:#}); using libpcap\n"
+            ));
+            pcap()
+        }),
     }
 }
 
-/// Both boxed: either handle is hundreds of bytes, and the enum is built
-/// once at start-up (clippy::large_enum_variant).
-enum Capture {
-    Pcap(Box<PcapCapture>),
-    Ebpf(Box<EbpfCapture>),
+/// One capture per interface, in `-i` order, all of one backend.
+enum Captures {
+    Pcap(Vec<PcapCapture>),
+    Ebpf(Vec<EbpfCapture>),
 }
 
-impl Capture {
+impl Captures {
     fn name(&self) -> &'static str {
         match self {
-            Capture::Pcap(_) => "pcap",
-            Capture::Ebpf(_) => "ebpf",
+            Captures::Pcap(_) => "pcap",
+            Captures::Ebpf(_) => "ebpf",
         }
+    }
+}
+
+/// The interfaces watched, by name and index: one that is deleted (its
+/// index gone) or whose capture fails is reported once and no longer
+/// waited for; the others go on.
+struct Watched {
+    names: Vec<String>,
+    /// `None` for libpcap's `any`.
+    index: Vec<Option<u32>>,
+    /// Reported gone or failed.
+    lost: Vec<bool>,
+    /// Why, for each lost one.
+    why: Vec<String>,
+    /// The name it was last seen under, when renamed.
+    renamed: Vec<Option<String>>,
+}
+
+impl Watched {
+    fn new(names: &[String]) -> Watched {
+        Watched {
+            index: names
+                .iter()
+                .map(|n| {
+                    (n != "any")
+                        .then(|| nix::net::if_::if_nametoindex(n.as_str()).ok())
+                        .flatten()
+                })
+                .collect(),
+            lost: vec![false; names.len()],
+            why: vec![String::new(); names.len()],
+            renamed: vec![None; names.len()],
+            names: names.to_vec(),
+        }
+    }
+
+    /// Looks each interface up by its index: reports one deleted or
+    /// renamed since.
+    fn check(&mut self) {
+        for slot in 0..self.names.len() {
+            let Some(index) = self.index[slot] else {
+                continue;
+            };
+            if self.lost[slot] {
+                continue;
+            }
+            match nix::net::if_::if_indextoname(index) {
+                Ok(now) => {
+                    let now = now.to_string_lossy().into_owned();
+                    let was = self.renamed[slot].as_deref().unwrap_or(&self.names[slot]);
+                    if now != was {
+                        log::warn!(
+                            "interface {} (index {index}) is now called {now}; still watched, still reported as {}",
+                            was,
+                            self.names[slot]
+                        );
+                        self.renamed[slot] = Some(now);
+                    }
+                }
+                Err(_) => self.lose(slot, "the interface was deleted"),
+            }
+        }
+    }
+
+    /// Reports interface `slot` lost, once.
+    fn lose(&mut self, slot: usize, why: impl std::fmt::Display) {
+        if std::mem::replace(&mut self.lost[slot], true) {
+            return;
+        }
+        self.why[slot] = why.to_string();
+        let left = self.remaining();
+        if left == 0 {
+            // The run ends with the reasons (Watched::ended).
+            return;
+        }
+        log::error!(
+            "stopped watching {}: {}; its counts so far stay; {left} interface{} still watched (it is not picked up again if it comes back)",
+            self.names[slot],
+            self.why[slot],
+            if left == 1 { "" } else { "s" },
+        );
+    }
+
+    /// Why the run ends when no interface is left.
+    fn ended(&self) -> anyhow::Error {
+        let each: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.why)
+            .map(|(n, why)| format!("{n}: {why}"))
+            .collect();
+        anyhow::anyhow!("no interface left to watch: {}", each.join("; "))
+    }
+
+    fn remaining(&self) -> usize {
+        self.lost.iter().filter(|l| !**l).count()
     }
 }
 
@@ -181,36 +310,45 @@ fn open_ebpf(cfg: &Config, interface: &str) -> anyhow::Result<EbpfCapture> {
 /// after `ebpf::DRAIN_INTERVAL` (`EbpfCapture::next_batch`).
 async fn ebpf_feeder(
     mut cap: EbpfCapture,
+    slot: u8,
     tx: mpsc::Sender<Feed>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let stamp = |batch: &mut Vec<Event>| {
+        if slot != 0 {
+            batch.iter_mut().for_each(|e| e.iface = slot);
+        }
+    };
     let mut stats_sent = Instant::now();
     loop {
         let mut batch = Vec::with_capacity(BATCH);
         tokio::select! {
             r = cap.next_batch(&mut batch) => {
                 if let Err(e) = r {
-                    let _ = tx.send(Feed::Failed(anyhow::Error::new(e).context("reading the eBPF ring buffer"))).await;
+                    let e = anyhow::Error::new(e).context("reading the eBPF ring buffer");
+                    let _ = tx.send(Feed::Failed(slot, e)).await;
                     return;
                 }
             }
             () = stopped(&mut stop) => break,
         }
+        stamp(&mut batch);
         if !batch.is_empty() && tx.send(Feed::Events(batch)).await.is_err() {
             return;
         }
         if stats_sent.elapsed() >= Duration::from_secs(1) {
             stats_sent = Instant::now();
-            let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+            let _ = tx.send(Feed::Stats(slot, cap.stats().into())).await;
         }
     }
     // What the kernel wrote before we stopped still counts.
     let mut batch = Vec::new();
     while cap.drain(&mut batch) > 0 {}
+    stamp(&mut batch);
     if !batch.is_empty() {
         let _ = tx.send(Feed::Events(batch)).await;
     }
-    let _ = tx.send(Feed::Stats(cap.stats().into())).await;
+    let _ = tx.send(Feed::Stats(slot, cap.stats().into())).await;
     // Dropping `cap` detaches the programs.
 }
 
@@ -220,8 +358,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
-    let capture = open_capture(cfg, interface)?;
+pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCode> {
+    let captures = open_captures(cfg, interfaces)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -231,8 +369,10 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         // Attached and bound: nothing left needs a capability, but a
         // netlink fallback's detach (and before any thread starts, as
         // capabilities are per thread).
-        let keep: &[caps::Capability] = match &capture {
-            Capture::Ebpf(c) if c.detach_needs_net_admin() => &[caps::Capability::CAP_NET_ADMIN],
+        let keep: &[caps::Capability] = match &captures {
+            Captures::Ebpf(c) if c.iter().any(EbpfCapture::detach_needs_net_admin) => {
+                &[caps::Capability::CAP_NET_ADMIN]
+            }
             _ => &[],
         };
         drop_capabilities(keep)?;
@@ -241,8 +381,9 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         let output = OutputQueue::spawn(1 << 16).context("starting the output thread")?;
         let out = Box::new(output.writer(session_dest(cfg)));
         let mut agg = super::aggregator(cfg, out);
+        agg.watch_interfaces(interfaces);
         let shared = SharedCounters::new(agg.counters().clone());
-        let mut about = About::new(capture.name(), interface);
+        let mut about = About::new(captures.name(), interfaces.join(","));
         // OTLP's cumulative series start here, in every push.
         let pushes_from = wall_ns();
         let final_push = start_otlp(cfg, &mut about, Some(&shared), pushes_from)?;
@@ -255,28 +396,41 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
 
         let (tx, mut rx) = mpsc::channel(64);
         // Timeouts are judged on the clock the events' times come from.
-        let (feeder, capture_name, clock): (_, _, Box<dyn Fn() -> u64>) = match capture {
-            Capture::Pcap(cap) => {
-                to_stderr(format_args!("{}\n", cap.banner()));
-                let stop = Arc::new(AtomicBool::new(false));
-                let t = spawn_pcap_feeder(*cap, tx, stop.clone())
-                    .context("starting the capture thread")?;
-                (Feeder::Thread(t, stop), "pcap", Box::new(wall_ns))
+        let capture_name = captures.name();
+        let mut feeders = Vec::with_capacity(interfaces.len());
+        let clock: Box<dyn Fn() -> u64> = match captures {
+            Captures::Pcap(caps) => {
+                for (slot, cap) in caps.into_iter().enumerate() {
+                    to_stderr(format_args!("{}\n", cap.banner()));
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let t = spawn_pcap_feeder(cap, slot as u8, tx.clone(), stop.clone())
+                        .context("starting the capture thread")?;
+                    feeders.push(Feeder::Thread(t, stop));
+                }
+                Box::new(wall_ns)
             }
-            Capture::Ebpf(cap) => {
-                to_stderr(format_args!(
-                    "listening on {interface}, eBPF {} ingress + TC egress, ring buffer {} MB\n",
-                    if cfg.xdp { "XDP" } else { "TC" },
-                    cfg.ring_bytes >> 20
-                ));
-                let clock = Box::new(cap.clock());
-                (
-                    Feeder::Task(tokio::spawn(ebpf_feeder(*cap, tx, stop_rx.clone()))),
-                    "ebpf",
-                    clock,
-                )
+            Captures::Ebpf(caps) => {
+                let mut clock: Option<Box<dyn Fn() -> u64>> = None;
+                for (slot, cap) in caps.into_iter().enumerate() {
+                    to_stderr(format_args!(
+                        "listening on {}, eBPF {} ingress + TC egress, ring buffer {} MB\n",
+                        interfaces[slot],
+                        if cfg.xdp { "XDP" } else { "TC" },
+                        cfg.ring_bytes >> 20
+                    ));
+                    // One clock for all: the kernel's, the same for every
+                    // interface.
+                    clock.get_or_insert_with(|| Box::new(cap.clock()));
+                    let task = ebpf_feeder(cap, slot as u8, tx.clone(), stop_rx.clone());
+                    feeders.push(Feeder::Task(tokio::spawn(task)));
+                }
+                clock.unwrap_or_else(|| Box::new(wall_ns))
             }
         };
+        // The feeders hold the senders: the channel closes when all end.
+        drop(tx);
+        let mut watched = Watched::new(interfaces);
+        let mut checked = Instant::now();
         agg.start_output();
         let from_ns = wall_ns();
         let mut failure = None;
@@ -319,7 +473,7 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                 }
                 _ = sighup.recv() => reload(cfg, &mut agg),
                 m = rx.recv() => {
-                    feeding = feed(&mut agg, m, &mut failure);
+                    feeding = feed(&mut agg, m, &mut watched);
                     agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
                 }
                 _ = tick.tick() => {
@@ -333,7 +487,15 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
                         agg.advance(clock(), LIVE_EXPIRY_MARGIN_NS);
                     }
                     agg.flush();
+                    if checked.elapsed() >= INTERFACE_CHECK {
+                        checked = Instant::now();
+                        watched.check();
+                    }
                 }
+            }
+            if watched.remaining() == 0 {
+                failure = Some(watched.ended());
+                break;
             }
             agg.set_lines_dropped(output.dropped());
             shared.publish(agg.counters());
@@ -344,20 +506,24 @@ pub(super) fn run(cfg: &Config, interface: &str) -> anyhow::Result<ExitCode> {
         // Stop capture, then count everything it had handed over, until it
         // is gone: a feeder blocked on a full channel must be able to end.
         let _ = stop_tx.send(true);
-        if let Feeder::Thread(_, stop) = &feeder {
-            stop.store(true, Ordering::Relaxed);
+        for f in &feeders {
+            if let Feeder::Thread(_, stop) = f {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
         while feeding {
-            feeding = feed(&mut agg, rx.recv().await, &mut failure);
+            feeding = feed(&mut agg, rx.recv().await, &mut watched);
         }
-        let joined = match feeder {
-            Feeder::Thread(t, _) => tokio::task::spawn_blocking(move || t.join().is_ok())
-                .await
-                .unwrap_or(false),
-            Feeder::Task(t) => t.await.is_ok(),
-        };
-        if !joined {
-            failure.get_or_insert_with(|| anyhow::anyhow!("the capture stopped abnormally"));
+        for f in feeders {
+            let joined = match f {
+                Feeder::Thread(t, _) => tokio::task::spawn_blocking(move || t.join().is_ok())
+                    .await
+                    .unwrap_or(false),
+                Feeder::Task(t) => t.await.is_ok(),
+            };
+            if !joined {
+                failure.get_or_insert_with(|| anyhow::anyhow!("the capture stopped abnormally"));
+            }
         }
         if let Some(t) = server_task {
             let _ = t.await;
@@ -409,7 +575,8 @@ fn reload(running: &Config, agg: &mut Aggregator) {
         );
     }
     log::set_max_level(new.loglevel);
-    let local = new.filters.local().to_string();
+    let local: Vec<String> = new.filters.locals().iter().map(|l| l.to_string()).collect();
+    let local = local.join(" | ");
     let r = agg.reload(new.filters);
     agg.config_loaded(true, super::wall_ns() / 1_000_000_000);
     log::info!(
@@ -420,8 +587,8 @@ fn reload(running: &Config, agg: &mut Aggregator) {
     );
 }
 
-/// Handles one message from the capture thread; false once it is done.
-fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Error>) -> bool {
+/// Handles one message from a capture; false once every capture is done.
+fn feed(agg: &mut Aggregator, m: Option<Feed>, watched: &mut Watched) -> bool {
     match m {
         Some(Feed::Events(evs)) => {
             for ev in &evs {
@@ -429,13 +596,13 @@ fn feed(agg: &mut Aggregator, m: Option<Feed>, failure: &mut Option<anyhow::Erro
             }
             true
         }
-        Some(Feed::Stats(s)) => {
-            agg.set_capture_stats(s);
+        Some(Feed::Stats(slot, s)) => {
+            agg.set_interface_stats(usize::from(slot), s);
             true
         }
-        Some(Feed::Failed(e)) => {
-            *failure = Some(e.context("capture failed"));
-            false
+        Some(Feed::Failed(slot, e)) => {
+            watched.lose(usize::from(slot), format_args!("capture failed: {e:#}"));
+            true
         }
         None => false,
     }

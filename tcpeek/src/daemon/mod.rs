@@ -34,7 +34,7 @@ pub fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     }
     match cfg.source.clone() {
         Source::File(path) => file::run(&cfg, &path),
-        Source::Live { interface } => live::run(&cfg, &interface),
+        Source::Live { interfaces } => live::run(&cfg, &interfaces),
     }
 }
 
@@ -48,7 +48,10 @@ fn check(cfg: &Config) -> anyhow::Result<ExitCode> {
             format!("file {}", path.display())
         }
         // Config::from_args checked that it exists.
-        Source::Live { interface } => format!("interface {interface}"),
+        Source::Live { interfaces } => {
+            let s = if interfaces.len() > 1 { "s" } else { "" };
+            format!("interface{s} {}", interfaces.join(", "))
+        }
     };
     if let Some(addr) = cfg.metrics {
         drop(crate::metrics::http::MetricsServer::bind(addr)?);

@@ -132,9 +132,11 @@ impl Engine {
 
     /// Replaces the admission tag of every handshake in progress with
     /// `retag(tag, connection)` (a new filter set: the daemon's reload).
-    pub fn retag(&mut self, mut retag: impl FnMut(u32, &Connection) -> u32) {
-        self.table
-            .for_each_mut(ListId::Live, |s| s.tag = retag(s.tag, &s.connection()));
+    /// `retag` also gets the interface its opening SYN was captured on.
+    pub fn retag(&mut self, mut retag: impl FnMut(u32, &Connection, u8) -> u32) {
+        self.table.for_each_mut(ListId::Live, |s| {
+            s.tag = retag(s.tag, &s.connection(), s.iface);
+        });
     }
 
     /// Ends handshakes idle since before `now - timeout` and forgets
@@ -281,9 +283,9 @@ impl Engine {
             return None;
         }
         let opening = Opening::new(ev.seq, u32::from(ev.payload_len));
-        let i = self
-            .table
-            .insert(Session::new(conn, opening, ev.ts_ns, tag));
+        let mut session = Session::new(conn, opening, ev.ts_ns, tag);
+        session.iface = ev.iface;
+        let i = self.table.insert(session);
         self.schedule(i, ListId::Live);
         Some(tag)
     }
@@ -499,6 +501,7 @@ impl Engine {
             dupsyn: u32::from(s.dupsyn),
             dupsynack: u32::from(s.dupsynack),
             tag: s.tag,
+            iface: s.iface,
             synack_ns: s.synack_ns(),
             icmp_code: (outcome == Outcome::Unreach).then_some(s.icmp_code),
         });

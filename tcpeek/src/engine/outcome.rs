@@ -33,6 +33,8 @@ pub struct Finished {
     pub dupsynack: u32,
     /// What admission returned for it.
     pub tag: u32,
+    /// The interface its opening SYN was captured on.
+    pub iface: u8,
     /// When the server acknowledged the client's SYN (ns since the epoch):
     /// the SYN/ACK that a success completed with, or the last one a failure
     /// saw. `None` if the server never answered.

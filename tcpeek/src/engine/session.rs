@@ -102,6 +102,11 @@ pub(crate) struct Session {
     /// The code of the ICMP error that decided or will decide an
     /// unreachable outcome (see `icmp_dropped`).
     pub(crate) icmp_code: u8,
+    /// The interface its opening SYN was captured on ([`Event::iface`]):
+    /// whose local addresses admitted it.
+    ///
+    /// [`Event::iface`]: tcpeek_common::Event::iface
+    pub(crate) iface: u8,
     pub(crate) dupsyn: u16,
     pub(crate) dupsynack: u16,
     /// Time of the first SYN (ns since the epoch).
@@ -139,6 +144,7 @@ impl Session {
             server_sent_syn: false,
             icmp_dropped: false,
             icmp_code: 0,
+            iface: 0,
             dupsyn: 0,
             dupsynack: 0,
             start_ns: now,

@@ -240,33 +240,39 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
     );
     out.push(m);
 
-    let iface = about.interface.as_str();
+    // Live: each interface's figures; a file: the file's.
+    let per: Vec<(&'a str, crate::capture::CaptureStats)> = if c.interfaces.is_empty() {
+        vec![(about.interface.as_str(), c.capture)]
+    } else {
+        c.interfaces.iter().map(|(n, s)| (n.as_str(), *s)).collect()
+    };
     let mut m = Family::new(
         "tcpeek_capture_packets",
         Kind::Counter,
         "Packets the capture looked at",
     );
-    m.point(vec![("interface", iface)], Value::Int(c.capture.recv));
+    for &(iface, s) in &per {
+        m.point(vec![("interface", iface)], Value::Int(s.recv));
+    }
     out.push(m);
 
-    let reasons: &[(&str, u64)] = match about.backend {
-        "ebpf" => &[
-            ("ring_full", c.capture.drop),
-            ("kernel_table_full", c.capture.ifdrop),
-        ],
-        "pcap" => &[("libpcap", c.capture.drop), ("ifdrop", c.capture.ifdrop)],
-        _ => &[],
-    };
     let mut m = Family::new(
         "tcpeek_capture_dropped",
         Kind::Counter,
         "What the capture lost, by reason: eBPF ring buffer full or in-kernel handshake table full; libpcap buffer or interface drops",
     );
-    for &(reason, v) in reasons {
-        m.point(
-            vec![("interface", iface), ("reason", reason)],
-            Value::Int(v),
-        );
+    for &(iface, s) in &per {
+        let reasons: &[(&str, u64)] = match about.backend {
+            "ebpf" => &[("ring_full", s.drop), ("kernel_table_full", s.ifdrop)],
+            "pcap" => &[("libpcap", s.drop), ("ifdrop", s.ifdrop)],
+            _ => &[],
+        };
+        for &(reason, v) in reasons {
+            m.point(
+                vec![("interface", iface), ("reason", reason)],
+                Value::Int(v),
+            );
+        }
     }
     out.push(m);
 

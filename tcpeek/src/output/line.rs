@@ -154,6 +154,7 @@ mod tests {
             dupsyn: 2,
             dupsynack: 0,
             tag: 0,
+            iface: 0,
             synack_ns: Some(1_767_225_600_123_000_000 + 39_000_000_000),
             icmp_code: None,
         }

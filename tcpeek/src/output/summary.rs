@@ -70,6 +70,15 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
     let _ = writeln!(s, "   ifdrop : {}", c.capture.ifdrop);
     let _ = writeln!(s, "   malformed : {}", c.capture.malformed);
     let _ = writeln!(s, "   truncated : {}", c.capture.truncated);
+    if c.interfaces.len() > 1 {
+        for (name, i) in &c.interfaces {
+            let _ = writeln!(
+                s,
+                "   {name} : recv {}, drop {}, ifdrop {}, malformed {}, truncated {}",
+                i.recv, i.drop, i.ifdrop, i.malformed, i.truncated
+            );
+        }
+    }
     let _ = writeln!(s, "{RULE}");
     let _ = writeln!(s, " engine stats");
     let _ = writeln!(
@@ -145,5 +154,33 @@ mod tests {
         );
         let with_icmp = format_summary(&c, &SummaryInfo { icmp: true, ..info });
         assert!(with_icmp.contains("     ICMP Unreachable      :      0\n"));
+        assert!(!s.contains("eth0"), "one interface: no per-interface lines");
+    }
+
+    #[test]
+    fn several_interfaces_each_get_a_line_after_the_totals() {
+        let mut c = Counters::new(["RX", "TX"]);
+        let one = |recv, drop| crate::capture::CaptureStats {
+            recv,
+            drop,
+            ..Default::default()
+        };
+        c.interfaces = vec![("eth0".into(), one(7, 1)), ("eth1".into(), one(5, 0))];
+        c.capture = one(12, 1);
+        let info = SummaryInfo {
+            from_ns: 0,
+            to_ns: 1,
+            icmp: false,
+            capture: "ebpf",
+            dropped_lines: 0,
+        };
+        let s = format_summary(&c, &info);
+        assert!(
+            s.contains(" ebpf stats\n   recv   : 12\n   drop   : 1\n"),
+            "{s}"
+        );
+        assert!(s.contains(
+            "   truncated : 0\n   eth0 : recv 7, drop 1, ifdrop 0, malformed 0, truncated 0\n   eth1 : recv 5, drop 0, ifdrop 0, malformed 0, truncated 0\n"
+        ), "{s}");
     }
 }

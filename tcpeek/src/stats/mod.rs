@@ -301,7 +301,11 @@ pub struct Counters {
     /// Whether `detail` is kept beyond each filter's latency: only the
     /// metrics read it, and counting it costs (BENCHMARKS.md).
     pub detailed: bool,
+    /// The capture's figures, over every interface.
     pub capture: CaptureStats,
+    /// Each live interface's part of `capture`, in `-i` order (empty for a
+    /// capture file).
+    pub interfaces: Vec<(String, CaptureStats)>,
     pub engine: EngineStats,
     /// Handshake lines dropped because their reader was too slow.
     pub lines_dropped: u64,
@@ -339,6 +343,7 @@ impl Counters {
             buckets,
             detailed: false,
             capture: CaptureStats::default(),
+            interfaces: Vec::new(),
             engine: EngineStats::default(),
             lines_dropped: 0,
             config: ConfigStatus {

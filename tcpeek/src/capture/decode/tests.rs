@@ -118,7 +118,7 @@ fn assert_syn4(ev: &Event) {
     assert_eq!(ev.tcp_flags, SYN);
     assert_eq!(ev.payload_len, 0);
     assert_eq!((ev.icmp_type, ev.icmp_code), (0, 0));
-    assert_eq!(ev._pad, [0; 4]);
+    assert_eq!((ev.iface, ev._pad), (0, [0; 3]));
 }
 
 /// Recomputes an IPv4 header checksum after a test patched the header.
