@@ -753,6 +753,34 @@ mod tests {
     }
 
     #[test]
+    fn several_interfaces_each_bring_their_own_addresses() {
+        let c = Config::from_args(parse(&["-i", "lo", "--check"]).unwrap()).unwrap();
+        assert_eq!(
+            c.source,
+            Source::Live {
+                interfaces: vec!["lo".into()]
+            }
+        );
+        assert_eq!(c.filters.locals().len(), 1);
+        for (args, want) in [
+            (&["-i", "lo", "-i", "lo"][..], "-i lo is given twice"),
+            (
+                &["-i", "any", "-i", "lo"][..],
+                "-i any already watches every interface: give it alone",
+            ),
+            (
+                &["-i", "lo", "-i", "no-such-if0"][..],
+                "-i no-such-if0: no such interface (see `ip link`)",
+            ),
+        ] {
+            let e = Config::from_args(parse(args).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, want, "{args:?}");
+        }
+    }
+
+    #[test]
     fn local_flags_replace_the_guess() {
         let a = parse(&[
             "-r",

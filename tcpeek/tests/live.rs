@@ -373,6 +373,118 @@ fn sighup_reloads_the_filters_keeping_the_counts_of_those_unchanged() {
     }
 }
 
+#[test]
+fn one_daemon_watches_two_interfaces_and_outlives_one_of_them() {
+    require_root!();
+    let pair = Pair::new();
+    let link = pair.second_link();
+    let _l1 = pair.server.listen(sa(pair.server4, 8080));
+    let _l2 = pair.server.listen(sa(link.server4, 8080));
+    let dir = TempDir::new("two-ifs");
+    let args = ["-i", pair.server_if.as_str(), "-i", link.server_if.as_str()];
+    let daemons: Vec<Daemon> = backends()
+        .into_iter()
+        .map(|b| Daemon::start(&pair.server, b, &dir.path(&format!("{b}.sock")), &args))
+        .collect();
+    // One handshake on each interface, to its own address.
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect on the first");
+    link.client
+        .connect(sa(link.server4, 8080), CONNECT)
+        .expect("connect on the second");
+    for d in &daemons {
+        d.wait_sessions(2);
+    }
+    // To the first interface's address through the second: not a local
+    // address of the interface it was seen on, so neither RX nor TX.
+    link.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect across");
+    // The second interface goes away; the first is still watched.
+    link.client.ip(&["link", "del", &link.client_if]);
+    for d in &daemons {
+        wait_for(&format!("{}: the loss reported", d.backend), || {
+            d.stderr()
+                .contains(&format!("stopped watching {}", link.server_if))
+                .then_some(())
+        });
+    }
+    pair.client
+        .connect(sa(pair.server4, 8080), CONNECT)
+        .expect("connect after the loss");
+    for d in &daemons {
+        d.wait_sessions(3);
+    }
+    for d in daemons {
+        let b = d.backend.clone();
+        let e = d.stop();
+        assert!(e.status.success(), "{b}: {}", e.stderr);
+        assert_eq!(
+            counts(&e.counters, "RX"),
+            [3, 0, 0, 0, 0, 0, 0],
+            "{b}: the handshake across interfaces is not this host's on the second"
+        );
+        assert_eq!(counts(&e.counters, "TX")[0], 0, "{b}");
+        assert_eq!(e.sessions.len(), 3, "{b}");
+        // The summary has a line per interface, summing to the totals.
+        let recv: Vec<u64> = [&pair.server_if, &link.server_if]
+            .iter()
+            .map(|i| {
+                let line = e
+                    .stderr
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("{i} : recv ")))
+                    .unwrap_or_else(|| panic!("{b}: no line for {i}:\n{}", e.stderr));
+                line.split("recv ")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(recv.iter().all(|&r| r > 0), "{b}: {recv:?}");
+        let total = e.counters.as_array().unwrap().last().unwrap();
+        let total = total.as_object().unwrap().values().next().unwrap()["stats"]["recv"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(recv.iter().sum::<u64>(), total, "{b}");
+    }
+}
+
+#[test]
+fn losing_the_only_interface_ends_the_run_with_the_reason() {
+    require_root!();
+    let pair = Pair::new();
+    let link = pair.second_link();
+    let dir = TempDir::new("lost-if");
+    let daemons: Vec<Daemon> = backends()
+        .into_iter()
+        .map(|b| {
+            let sock = dir.path(&format!("{b}.sock"));
+            Daemon::start(&pair.server, b, &sock, &["-i", link.server_if.as_str()])
+        })
+        .collect();
+    link.client.ip(&["link", "del", &link.client_if]);
+    for mut d in daemons {
+        let b = d.backend.clone();
+        let status = wait_for(&format!("{b} to exit"), || d.try_wait());
+        let err = d.stderr();
+        assert_eq!(status.code(), Some(1), "{b}: {err}");
+        assert!(
+            err.contains(&format!("no interface left to watch: {}: ", link.server_if)),
+            "{b}: {err}"
+        );
+        assert!(
+            err.contains("TCPEEK SUMMARY"),
+            "{b}: the counts so far: {err}"
+        );
+    }
+}
+
 /// `field` (CapEff, CapPrm, ...) of every thread of `pid`, as bit masks.
 fn thread_caps(pid: u32, field: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();

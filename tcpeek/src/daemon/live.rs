@@ -233,9 +233,14 @@ impl Watched {
             if self.lost[slot] {
                 continue;
             }
-            match nix::net::if_::if_indextoname(index) {
-                Ok(now) => {
-                    let now = now.to_string_lossy().into_owned();
+            // nix 0.30 gives an empty name, not an error, for an index
+            // that no longer exists.
+            let name = nix::net::if_::if_indextoname(index)
+                .ok()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty());
+            match name {
+                Some(now) => {
                     let was = self.renamed[slot].as_deref().unwrap_or(&self.names[slot]);
                     if now != was {
                         log::warn!(
@@ -246,7 +251,7 @@ impl Watched {
                         self.renamed[slot] = Some(now);
                     }
                 }
-                Err(_) => self.lose(slot, "the interface was deleted"),
+                None => self.lose(slot, "the interface was deleted"),
             }
         }
     }

@@ -347,3 +347,69 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureStats;
+
+    fn ints<'a>(fams: &'a [Family<'a>], name: &str) -> Vec<(Vec<(&'static str, &'a str)>, u64)> {
+        let f = fams.iter().find(|f| f.name == name).unwrap();
+        f.points
+            .iter()
+            .map(|p| match p.value {
+                Value::Int(v) => (p.labels.clone(), v),
+                Value::Histogram(..) => panic!("{name} is a histogram"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_live_interface_has_its_own_capture_series() {
+        let mut c = Counters::new(["RX", "TX"]);
+        let s = |recv, drop| CaptureStats {
+            recv,
+            drop,
+            ..Default::default()
+        };
+        c.interfaces = vec![("eth0".into(), s(7, 1)), ("eth1".into(), s(5, 2))];
+        c.capture = s(12, 3);
+        let about = About::new("ebpf", "eth0,eth1");
+        let fams = families(&c, &about);
+        assert_eq!(
+            ints(&fams, "tcpeek_capture_packets"),
+            [
+                (vec![("interface", "eth0")], 7),
+                (vec![("interface", "eth1")], 5)
+            ]
+        );
+        let dropped = ints(&fams, "tcpeek_capture_dropped");
+        assert!(dropped.contains(&(vec![("interface", "eth1"), ("reason", "ring_full")], 2)));
+        assert_eq!(dropped.len(), 4);
+        // A file: one series, named after it.
+        c.interfaces.clear();
+        let about = About::new("file", "x.pcap");
+        let fams = families(&c, &about);
+        assert_eq!(
+            ints(&fams, "tcpeek_capture_packets"),
+            [(vec![("interface", "x.pcap")], 12)]
+        );
+    }
+
+    #[test]
+    fn the_reload_status_is_reported() {
+        let mut c = Counters::new(["RX", "TX"]);
+        c.config.loaded_at_s = 1_767_225_600;
+        c.config.last_reload_ok = false;
+        let about = About::new("pcap", "eth0");
+        let fams = families(&c, &about);
+        assert_eq!(
+            ints(&fams, "tcpeek_config_last_reload_successful"),
+            [(vec![], 0)]
+        );
+        assert_eq!(
+            ints(&fams, "tcpeek_config_last_reload_success_timestamp_seconds"),
+            [(vec![], 1_767_225_600)]
+        );
+    }
+}

@@ -116,6 +116,73 @@ impl Pair {
     }
 }
 
+/// A second client namespace joined to a [`Pair`]'s server by a veth pair
+/// of its own, on another subnet: the server then has two interfaces.
+pub struct Link {
+    pub client: Netns,
+    pub client_if: String,
+    pub server_if: String,
+    pub client4: IpAddr,
+    pub server4: IpAddr,
+}
+
+impl Pair {
+    /// Adds a [`Link`] to the server; the new client also routes to the
+    /// server's first subnet through it.
+    pub fn second_link(&self) -> Link {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{}", std::process::id() % 100_000, n);
+        let client = Netns::new(format!("tpk{id}c"));
+        let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
+        client.ip(&[
+            "link",
+            "add",
+            &client_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_if,
+            "netns",
+            &self.server.name,
+        ]);
+        let net = n % 250 + 1;
+        let client4: IpAddr = format!("10.214.{net}.2").parse().unwrap();
+        let server4: IpAddr = format!("10.214.{net}.1").parse().unwrap();
+        for (ns, ifname, v4) in [
+            (&client, &client_if, client4),
+            (&self.server, &server_if, server4),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        let first = match self.server4 {
+            IpAddr::V4(a) => {
+                let [a, b, c, _] = a.octets();
+                format!("{a}.{b}.{c}.0/24")
+            }
+            IpAddr::V6(_) => unreachable!(),
+        };
+        client.ip(&["route", "add", &first, "via", &server4.to_string()]);
+        wait_for("second veth link up", || {
+            client
+                .enter(|| std::net::UdpSocket::bind(SocketAddr::new(client4, 0)).ok())
+                .filter(|_| {
+                    self.server
+                        .ip(&["-br", "link", "show", &server_if])
+                        .contains("UP")
+                })
+        });
+        Link {
+            client,
+            client_if,
+            server_if,
+            client4,
+            server4,
+        }
+    }
+}
+
 /// The tcpeek binary under test.
 pub fn tcpeek_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tcpeek"))
@@ -249,6 +316,11 @@ impl Daemon {
                 (s.len() >= n).then_some(s)
             },
         )
+    }
+
+    /// The exit status, once it has exited on its own.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().unwrap().try_wait().unwrap()
     }
 
     pub fn pid(&self) -> u32 {
