@@ -410,6 +410,15 @@ fn one_daemon_watches_two_interfaces_and_outlives_one_of_them() {
                 .then_some(())
         });
     }
+    // The first one's link goes down and up: nothing is lost.
+    pair.server.ip(&["link", "set", &pair.server_if, "down"]);
+    pair.server.ip(&["link", "set", &pair.server_if, "up"]);
+    wait_for("the first link up again", || {
+        pair.server
+            .ip(&["-br", "link", "show", &pair.server_if])
+            .contains(" UP ")
+            .then_some(())
+    });
     pair.client
         .connect(sa(pair.server4, 8080), CONNECT)
         .expect("connect after the loss");
