@@ -21,6 +21,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod clients;
 pub mod daemon;
 pub mod engine;
 pub mod event;

@@ -328,25 +328,150 @@ async fn two_hundred_concurrent_clients_are_all_served_or_cleanly_refused() {
 }
 
 #[tokio::test]
-async fn a_client_beyond_the_limit_waits_for_a_free_slot() {
+async fn a_client_beyond_the_limit_closes_the_one_idle_the_longest() {
     let dir = TempDir::new("slots");
     let counters = shared(&sample());
     let limits = ServerLimits {
         max_clients: 1,
-        read_timeout: Duration::from_millis(500),
+        read_timeout: PATIENCE,
         ..fast_limits()
     };
     let server = Running::start(
         SocketServer::bind_with(&dir.sock(), limits).unwrap(),
         &counters,
     );
-    // Holds the only slot until the read timeout.
+    // Holds the only connection, sending nothing.
     let mut stuck = UnixStream::connect(dir.sock()).await.unwrap();
+    let asked = std::time::Instant::now();
     let waiting = ask(&dir.sock(), b"GET\r\n").await;
     assert_eq!(waiting.unwrap(), counters.get_json());
+    assert!(
+        asked.elapsed() < PATIENCE / 2,
+        "it did not wait for the read timeout"
+    );
+    // The idle one was closed, unanswered, and counted.
     let mut rest = Vec::new();
-    stuck.read_to_end(&mut rest).await.unwrap();
+    let _ = stuck.read_to_end(&mut rest).await;
     assert!(rest.is_empty());
+    assert_eq!(counters.server_stats().socket_dropped, 1);
+    server.stop().await;
+}
+
+/// Connects `n` clients that send nothing.
+async fn idle_clients(path: &Path, n: usize) -> Vec<UnixStream> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(
+            UnixStream::connect(path)
+                .await
+                .expect("connect an idle client"),
+        );
+    }
+    v
+}
+
+/// How long a `GET` takes to be answered, checking the answer.
+async fn timed_get(path: &Path, counters: &SharedCounters) -> Duration {
+    let t = std::time::Instant::now();
+    assert_eq!(ask(path, b"GET\r\n").await.unwrap(), counters.get_json());
+    t.elapsed()
+}
+
+fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Raises this process's descriptor limit for the tests that hold a
+/// thousand connections (both ends are here).
+fn enough_fds() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = 8192.min(hard);
+    if soft < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_get_is_answered_within_a_second_with_a_thousand_idle_clients() {
+    enough_fds();
+    let dir = TempDir::new("idle");
+    let counters = shared(&sample());
+    let before = open_fds();
+    // The defaults: what the daemon runs with.
+    let server = Running::start(SocketServer::bind(&dir.sock()).unwrap(), &counters);
+    let idle = idle_clients(&dir.sock(), 1000).await;
+    // A client reading its reply a byte a second, meanwhile.
+    let mut slow = UnixStream::connect(dir.sock()).await.unwrap();
+    slow.write_all(b"GET\r\n").await.unwrap();
+    let mut first = [0u8; 1];
+    slow.read_exact(&mut first).await.unwrap();
+    for _ in 0..3 {
+        let took = timed_get(&dir.sock(), &counters).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "GET took {took:?} with 1000 idle clients"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        slow.read_exact(&mut first).await.unwrap();
+    }
+    // The idle ones are cut off at the request deadline, unanswered.
+    for mut c in idle {
+        let mut rest = Vec::new();
+        let r = tokio::time::timeout(PATIENCE, c.read_to_end(&mut rest)).await;
+        assert!(r.expect("closed by the server").is_err() || rest.is_empty());
+    }
+    let mut rest = Vec::new();
+    slow.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(
+        format!("{}{}", first[0] as char, String::from_utf8(rest).unwrap()).len(),
+        counters.get_json().len() - 3,
+        "the slow reader got its whole reply"
+    );
+    assert_eq!(
+        counters.server_stats().socket_dropped,
+        0,
+        "1000 fit: none dropped"
+    );
+    server.stop().await;
+    assert!(
+        open_fds() <= before + 2,
+        "descriptors left: {} then {}",
+        before,
+        open_fds()
+    );
+}
+
+#[tokio::test]
+async fn beyond_the_limit_idle_clients_make_room_and_are_counted() {
+    enough_fds();
+    let dir = TempDir::new("crowd");
+    let counters = shared(&sample());
+    let limits = ServerLimits {
+        max_clients: 64,
+        read_timeout: PATIENCE,
+        ..fast_limits()
+    };
+    let server = Running::start(
+        SocketServer::bind_with(&dir.sock(), limits).unwrap(),
+        &counters,
+    );
+    let before = open_fds();
+    let idle = idle_clients(&dir.sock(), 300).await;
+    let took = timed_get(&dir.sock(), &counters).await;
+    assert!(took < Duration::from_secs(1), "GET took {took:?}");
+    // 300 idle and one GET through 64 connections: 237 closed to make room.
+    wait_until("the drops counted", || {
+        counters.server_stats().socket_dropped == 237
+    })
+    .await;
+    // The server holds at most 64 of them.
+    let held = open_fds() - before - idle.len();
+    assert!(
+        held <= 64,
+        "{held} server-side descriptors for 64 connections"
+    );
+    drop(idle);
     server.stop().await;
 }
 
@@ -836,4 +961,16 @@ fn tcpeekstat_usage_errors_exit_1_and_help_exits_0() {
     let out = tcpeekstat(&["-v"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("tcpeekstat "));
+}
+
+/// Polls `cond` until it holds, within [`PATIENCE`].
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -160,6 +160,11 @@ impl Aggregator {
         }
     }
 
+    /// Records what the servers dropped ([`crate::stats::ServerStats`]).
+    pub fn set_server_stats(&mut self, s: crate::stats::ServerStats) {
+        self.counters.servers = s;
+    }
+
     /// Records how many handshake lines the output dropped.
     pub fn set_lines_dropped(&mut self, n: u64) {
         self.counters.lines_dropped = n;

@@ -364,6 +364,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCode> {
+    raise_fd_limit();
     let captures = open_captures(cfg, interfaces)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -461,6 +462,7 @@ pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCod
                     // the run goes on. A stuck reader gets it dropped, with
                     // a log line, rather than hold up counting.
                     agg.flush();
+                    agg.set_server_stats(shared.server_stats());
                     let summary = format_summary(
                         agg.counters(),
                         &SummaryInfo {
@@ -533,6 +535,7 @@ pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCod
         if let Some(t) = server_task {
             let _ = t.await;
         }
+        agg.set_server_stats(shared.server_stats());
         let dropped = output.dropped();
         let (summary, json) =
             final_output(&mut agg, cfg, (from_ns, wall_ns()), capture_name, dropped);
@@ -554,6 +557,28 @@ pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCod
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// Descriptors the servers may need at their limits (the socket's 1024
+/// clients, the metrics' 256) with room for the captures and the rest.
+const WANTED_FDS: u64 = 4096;
+
+/// Raises the soft limit on open descriptors towards [`WANTED_FDS`] (within
+/// the hard limit, which needs no privilege): systemd's soft default of
+/// 1024 is less than the servers may hold. Below it the servers still
+/// work: out of descriptors, they close an idle client to accept a new
+/// one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = WANTED_FDS.min(hard);
+    if soft < want {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+            log::debug!("cannot raise the descriptor limit from {soft} to {want}: {e}");
+        }
+    }
 }
 
 /// SIGHUP: reads the command line's `--config` file again and swaps in its

@@ -3,10 +3,11 @@
 //! costs the capture nothing but a copy of the counters.
 //!
 //! Each scrape encodes a snapshot ([`SharedCounters::snapshot`]). At most
-//! [`MAX_CONNECTIONS`] are served at once; beyond that a connection is
-//! closed at once. A client gets [`HEADER_TIMEOUT`] to send its request
-//! and a connection lives at most [`CONNECTION_LIFETIME`], so slow or
-//! stuck clients cannot hold the slots.
+//! [`MAX_CONNECTIONS`] are kept at once: a new one beyond that closes the
+//! one idle the longest ([`Clients`]: not being answered, least recently
+//! answered), so idle or stuck clients never keep a scraper out. A client
+//! gets [`HEADER_TIMEOUT`] to send its request and a connection lives at
+//! most [`CONNECTION_LIFETIME`].
 
 use std::convert::Infallible;
 use std::io;
@@ -21,13 +22,14 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::{encode, About, Format};
+use crate::clients::Clients;
 use crate::stats::SharedCounters;
 
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 32;
+/// Connections kept at once.
+pub const MAX_CONNECTIONS: usize = 256;
 /// How long a client has to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may stay open (a scraper reconnects).
@@ -78,26 +80,45 @@ async fn serve(listener: std::net::TcpListener, counters: SharedCounters, about:
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut clients = Clients::new(MAX_CONNECTIONS, counters.metrics_dropped());
+    let mut tasks = JoinSet::new();
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // Out of descriptors and the like: wait instead of spinning.
-                log::warn!("--metrics: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                // Out of descriptors: an idle client gives its up.
+                Err(e) if crate::clients::is_out_of_fds(&e) && clients.evict_idlest() => continue,
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    log::warn!("--metrics: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                clients.ended(match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                });
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Every slot is taken: closed unanswered.
+        if !clients.make_room() {
+            // Every connection is being answered: closed unanswered.
+            counters
+                .metrics_dropped()
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             continue;
-        };
+        }
         let counters = counters.clone();
         let about = about.clone();
-        tokio::spawn(async move {
+        let activity = clients.activity();
+        let act = activity.clone();
+        let task = tasks.spawn(async move {
             let service = service_fn(move |req| {
+                act.busy();
                 let reply = respond(&req, &counters, &about);
+                act.idle();
                 async move { Ok::<_, Infallible>(reply) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -105,8 +126,8 @@ async fn serve(listener: std::net::TcpListener, counters: SharedCounters, about:
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
-            drop(permit);
         });
+        clients.started(activity, task);
     }
 }
 

@@ -336,6 +336,19 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
         m.point(Vec::new(), Value::Int(v));
         out.push(m);
     }
+    let mut m = Family::new(
+        "tcpeek_server_clients_dropped",
+        Kind::Counter,
+        "Clients closed unanswered at the limit of connections: the one idle the longest, to make room, or the new one when all were being answered",
+    );
+    for (server, v) in [
+        ("socket", c.servers.socket_dropped),
+        ("metrics", c.servers.metrics_dropped),
+    ] {
+        m.point(vec![("server", server)], Value::Int(v));
+    }
+    out.push(m);
+
     if let Some(n) = &about.otlp_failures {
         let mut m = Family::new(
             "tcpeek_otlp_push_failures",

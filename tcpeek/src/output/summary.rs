@@ -103,6 +103,17 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
             c.engine.clock_overruled
         );
     }
+    for (server, n) in [
+        ("socket", c.servers.socket_dropped),
+        ("metrics", c.servers.metrics_dropped),
+    ] {
+        if n > 0 {
+            let _ = writeln!(
+                s,
+                "   {server} clients dropped : {n}  (closed unanswered at the connection limit)"
+            );
+        }
+    }
     if info.dropped_lines > 0 {
         let _ = writeln!(
             s,

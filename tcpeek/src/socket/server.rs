@@ -6,7 +6,9 @@
 //! Here a client only ever sees a copy of the counters
 //! ([`SharedCounters`] locks for the copy alone), every read and write has a
 //! deadline, request lines are bounded, and so is the number of clients
-//! served at once ([`ServerLimits`]).
+//! connected at once ([`ServerLimits`]): at the limit, the client idle the
+//! longest is closed to make room ([`Clients`]), so idle or stuck clients
+//! never make a well-behaved one wait.
 
 use std::fs::{self, Permissions};
 use std::io;
@@ -14,17 +16,17 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Request, SocketError};
+use crate::clients::{is_out_of_fds, Activity, Clients};
 use crate::stats::SharedCounters;
 
 /// The socket file's mode: the daemon's user and group may connect, nobody
@@ -47,21 +49,23 @@ pub struct ServerLimits {
     /// Longest request line accepted, terminator excluded. A longer line is
     /// dropped without a reply (the protocol's lines are 3 and 7 bytes).
     pub max_line: usize,
-    /// Clients served at once. Beyond that the server stops accepting until
-    /// one finishes: the rest wait in the kernel's listen backlog (bounded by
-    /// the kernel) and are served in turn, so a burst of scrapers is delayed,
-    /// not refused, while a stuck client holds its slot for at most
-    /// `read_timeout + write_timeout`. Memory stays bounded either way.
+    /// Clients connected at once. A new one beyond that closes the one
+    /// idle the longest (connected, its request not in yet), or is closed
+    /// itself if every other is being answered; either is counted
+    /// ([`crate::stats::ServerStats`]). Each costs a task, a descriptor and
+    /// a `max_line` buffer.
     pub max_clients: usize,
 }
 
 impl Default for ServerLimits {
     fn default() -> ServerLimits {
         ServerLimits {
-            read_timeout: Duration::from_secs(5),
+            // Clients send their line at once (tcpeekstat, the original's
+            // scripts): a client silent this long is stuck or hostile.
+            read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
             max_line: 1024,
-            max_clients: 128,
+            max_clients: 1024,
         }
     }
 }
@@ -182,18 +186,35 @@ impl SocketServer {
             path: file.path.clone(),
             source,
         })?;
-        let slots = Arc::new(Semaphore::new(limits.max_clients.max(1)));
-        let mut clients = JoinSet::new();
+        let mut clients = Clients::new(limits.max_clients, counters.socket_dropped());
+        let mut tasks = JoinSet::new();
         // Report an accept failure once, not every ACCEPT_BACKOFF.
         let mut failing = false;
         loop {
             tokio::select! {
                 () = stopped(&mut shutdown) => break,
-                accepted = accept_with_slot(&listener, &slots) => match accepted {
-                    Ok((stream, slot)) => {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
                         failing = false;
-                        clients.spawn(serve_client(stream, counters.clone(), limits, slot));
+                        if !clients.make_room() {
+                            // Every client is being answered: this one is
+                            // closed, and counted.
+                            counters
+                                .socket_dropped()
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            continue;
+                        }
+                        let activity = clients.activity();
+                        let task = tasks.spawn(serve_client(
+                            stream,
+                            counters.clone(),
+                            limits,
+                            activity.clone(),
+                        ));
+                        clients.started(activity, task);
                     }
+                    // Out of descriptors: an idle client gives its up.
+                    Err(e) if is_out_of_fds(&e) && clients.evict_idlest() => {}
                     Err(e) => {
                         if !failing {
                             // Through the logger: eprintln! would panic
@@ -207,11 +228,17 @@ impl SocketServer {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
-                // Reap finished clients so the set does not grow.
-                Some(_) = clients.join_next(), if !clients.is_empty() => {}
+                // Reap finished (and closed) clients so the set does not
+                // grow.
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    clients.ended(match done {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    });
+                }
             }
         }
-        clients.shutdown().await;
+        tasks.shutdown().await;
         drop(listener);
         drop(file);
         Ok(())
@@ -225,33 +252,21 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Waits for a free client slot, then for a client. Cancel-safe: dropping it
-/// loses neither a connection (tokio's `accept` is cancel-safe) nor a slot.
-async fn accept_with_slot(
-    listener: &UnixListener,
-    slots: &Arc<Semaphore>,
-) -> io::Result<(UnixStream, OwnedSemaphorePermit)> {
-    let slot = Arc::clone(slots)
-        .acquire_owned()
-        .await
-        .map_err(|_| io::Error::other("client slots closed"))?;
-    let (stream, _) = listener.accept().await?;
-    Ok((stream, slot))
-}
-
 /// One client: read the request line, write the reply, close. Every failure
 /// (timeout, over-long line, I/O error) just ends the connection.
 async fn serve_client(
     mut stream: UnixStream,
     counters: SharedCounters,
     limits: ServerLimits,
-    _slot: OwnedSemaphorePermit,
+    activity: Activity,
 ) {
     let read = read_request(&mut stream, limits.max_line);
     let request = match tokio::time::timeout(limits.read_timeout, read).await {
         Ok(Ok(Some(request))) => request,
         _ => return,
     };
+    // Being answered: not closed to make room for another.
+    activity.busy();
     // As in the original, REFRESH moves the baseline even if the client
     // then fails to read the reply.
     let reply = match request {

@@ -310,6 +310,18 @@ pub struct Counters {
     /// Handshake lines dropped because their reader was too slow.
     pub lines_dropped: u64,
     pub config: ConfigStatus,
+    pub servers: ServerStats,
+}
+
+/// Clients the servers closed unanswered because they were at their limit
+/// of connections: the one idle the longest, closed to make room for a
+/// new one, or the new one when every other was being answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// The UNIX socket's.
+    pub socket_dropped: u64,
+    /// The metrics endpoint's.
+    pub metrics_dropped: u64,
 }
 
 /// How the configuration was last (re)loaded, as Prometheus reports its
@@ -350,6 +362,7 @@ impl Counters {
                 last_reload_ok: true,
                 loaded_at_s: 0,
             },
+            servers: ServerStats::default(),
         }
     }
 
@@ -529,6 +542,10 @@ impl Serialize for RefreshReply<'_> {
 #[derive(Clone, Debug)]
 pub struct SharedCounters {
     inner: Arc<Mutex<Shared>>,
+    /// The servers' clients closed unanswered ([`ServerStats`]), counted
+    /// by the servers themselves.
+    socket_dropped: Arc<std::sync::atomic::AtomicU64>,
+    metrics_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -544,6 +561,28 @@ impl SharedCounters {
                 baseline: initial.clone(),
                 current: initial,
             })),
+            socket_dropped: Arc::default(),
+            metrics_dropped: Arc::default(),
+        }
+    }
+
+    /// The counter of socket clients closed unanswered, for the socket
+    /// server ([`crate::clients::Clients`]).
+    pub fn socket_dropped(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.socket_dropped.clone()
+    }
+
+    /// The same for the metrics endpoint.
+    pub fn metrics_dropped(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.metrics_dropped.clone()
+    }
+
+    /// What the servers have dropped so far.
+    pub fn server_stats(&self) -> ServerStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        ServerStats {
+            socket_dropped: self.socket_dropped.load(Relaxed),
+            metrics_dropped: self.metrics_dropped.load(Relaxed),
         }
     }
 
@@ -558,9 +597,11 @@ impl SharedCounters {
         self.lock().current.clone_from(counters);
     }
 
-    /// A copy of the published counters.
+    /// A copy of the published counters, with the servers' own.
     pub fn snapshot(&self) -> Counters {
-        self.lock().current.clone()
+        let mut c = self.lock().current.clone();
+        c.servers = self.server_stats();
+        c
     }
 
     /// The `GET` reply.
