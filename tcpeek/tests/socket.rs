@@ -974,3 +974,33 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn a_removed_socket_and_directory_are_re_created() {
+    let dir = TempDir::new("removed");
+    let sub = dir.0.join("run");
+    let path = sub.join("tcpeek.sock");
+    fs::create_dir_all(&sub).unwrap();
+    let counters = shared(&sample());
+    let server = Running::start(SocketServer::bind(&path).unwrap(), &counters);
+    assert_eq!(ask(&path, b"GET\r\n").await.unwrap(), counters.get_json());
+    for remove in [
+        |p: &Path| fs::remove_file(p).unwrap(),
+        |p: &Path| fs::remove_dir_all(p.parent().unwrap()).unwrap(),
+    ] {
+        remove(&path);
+        wait_until("the socket back", || path.exists()).await;
+        assert_eq!(ask(&path, b"GET\r\n").await.unwrap(), counters.get_json());
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+    }
+    // A file someone else put there is never replaced.
+    // (Renamed over it: the server may re-create it at any moment.)
+    let theirs = dir.0.join("theirs");
+    fs::write(&theirs, "not ours").unwrap();
+    fs::rename(&theirs, &path).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(fs::read_to_string(&path).unwrap(), "not ours");
+    server.stop().await;
+    assert!(path.exists(), "not ours to remove at the end either");
+}

@@ -182,10 +182,16 @@ impl SocketServer {
             file,
             limits,
         } = self;
-        let listener = UnixListener::from_std(listener).map_err(|source| SocketError::Listen {
-            path: file.path.clone(),
-            source,
-        })?;
+        let mut listener =
+            UnixListener::from_std(listener).map_err(|source| SocketError::Listen {
+                path: file.path.clone(),
+                source,
+            })?;
+        let mut file = file;
+        // Whether the socket file is still ours, checked now and then.
+        let mut check = tokio::time::interval(FILE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut file_lost = false;
         let mut clients = Clients::new(limits.max_clients, counters.socket_dropped());
         let mut tasks = JoinSet::new();
         // Report an accept failure once, not every ACCEPT_BACKOFF.
@@ -228,6 +234,15 @@ impl SocketServer {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
+                _ = check.tick(), if !file_lost => {
+                    if let Err(why) = keep_file(&mut listener, &mut file) {
+                        log::error!(
+                            "the socket {} was removed and is not re-created: {why}; the counters stay in the summary and the metrics",
+                            file.path.display()
+                        );
+                        file_lost = true;
+                    }
+                }
                 // Reap finished (and closed) clients so the set does not
                 // grow.
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -243,6 +258,43 @@ impl SocketServer {
         drop(file);
         Ok(())
     }
+}
+
+/// How often the server checks that its socket file is still there.
+const FILE_CHECK: Duration = Duration::from_secs(1);
+
+/// Re-creates the socket file (and its directory) if someone removed it,
+/// as `tmpfiles` cleaning or an operator's `rm -r` may. A file of
+/// someone else's at the path (a successor tcpeek) is left alone: an
+/// error, and the check stops.
+fn keep_file(listener: &mut UnixListener, file: &mut SocketFile) -> Result<(), String> {
+    match fs::symlink_metadata(&file.path) {
+        Ok(m) if m.file_type().is_socket() && m.dev() == file.dev && m.ino() == file.ino => {
+            return Ok(())
+        }
+        Ok(_) => return Err("another file is at its path now".into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            fs::set_permissions(dir, Permissions::from_mode(0o750)).map_err(|e| e.to_string())?;
+        }
+    }
+    let fresh = UnixListener::bind(&file.path).map_err(|e| e.to_string())?;
+    let meta = fs::symlink_metadata(&file.path).map_err(|e| e.to_string())?;
+    fs::set_permissions(&file.path, Permissions::from_mode(SOCKET_MODE))
+        .map_err(|e| e.to_string())?;
+    *listener = fresh;
+    // The old file is gone: nothing for its Drop to remove.
+    file.dev = meta.dev();
+    file.ino = meta.ino();
+    log::warn!(
+        "the socket {} was removed; re-created it",
+        file.path.display()
+    );
+    Ok(())
 }
 
 /// Resolves once `shutdown` is true or its sender is gone (the daemon is
