@@ -2,7 +2,8 @@
 //! it was skipped, network namespaces for the privileged tier, the
 //! capture file writers and a classic pcap reader ([`pcap`]), where the
 //! generated fixtures are ([`fixtures`]), and a seeded generator for
-//! randomized tests ([`rng`]).
+//! randomized tests ([`rng`]) with the frame mutations they use
+//! ([`mutate`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,
@@ -41,6 +42,7 @@ pub fn is_root() -> bool {
 }
 
 pub mod fixtures;
+pub mod mutate;
 mod netns;
 pub mod pcap;
 pub mod rng;

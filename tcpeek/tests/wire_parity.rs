@@ -35,6 +35,7 @@ use tcpeek_common::{
     Event, DIR_UNKNOWN, FAMILY_V4, KIND_TCP,
 };
 use tcpeek_testkit::fixtures::{self, CLASSIC};
+use tcpeek_testkit::mutate::mutate;
 use tcpeek_testkit::pcap::read_classic;
 use tcpeek_testkit::rng::Rng;
 
@@ -170,36 +171,6 @@ fn edge_frames() -> Vec<Vec<u8>> {
         icmp6(&ext6(2, 0)[ETH_HLEN..]),
         icmp6(&syn6[ETH_HLEN..ETH_HLEN + 48]),
     ]
-}
-
-/// Byte values that steer the walk: versions and header lengths, protocol
-/// numbers, EtherType and TPID halves, flag bytes, lengths near the edges.
-const STEERING: [u8; 24] = [
-    0x00, 0xff, 0x45, 0x46, 0x4f, 0x60, 0x06, 0x01, 0x3a, 0x2c, 0x2b, 0x33, 0x3c, 0x32, 0x81, 0x88,
-    0xa8, 0x91, 0x86, 0xdd, 0x08, 0x02, 0x12, 0x50,
-];
-
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        if v.is_empty() {
-            break;
-        }
-        // Mostly the headers.
-        let reach = if rng.below(4) == 0 { v.len() } else { 96 };
-        let at = rng.below(v.len().min(reach));
-        v[at] = if rng.below(2) == 0 {
-            STEERING[rng.below(STEERING.len())]
-        } else {
-            rng.next_u64() as u8
-        };
-    }
-    match rng.below(8) {
-        0 | 1 => v.truncate(rng.below(v.len() + 1)),
-        2 => v.resize(v.len() + rng.below(64), 0),
-        _ => {}
-    }
-    v
 }
 
 /// One loaded classifier and its maps.

@@ -40,7 +40,11 @@ tasks:
       --baseline PATH    a second binary whose modes run too, as \"before\"
       --storm-secs S     length of each storm run (default 10)
       --quick            small captures, 1 rep, 2 s storms: a smoke test
-      --only PARTS       some of handshake,flood,flood-cap,data,mixed,storm";
+      --only PARTS       some of handshake,flood,flood-cap,data,mixed,storm
+  fuzz [--inputs N] [--seed S]
+                         the randomized decoder and engine runs
+                         (tcpeek/tests/fuzz.rs) in release mode, N inputs
+                         each (default 50000000), from seed S";
 
 /// The bundled example and the addresses that are "this host" in it.
 const DEMO: [&str; 7] = [
@@ -70,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("bench-load") => bench_load::main(&rest),
         Some("mutants") => mutants::main(&rest),
+        Some("fuzz") => fuzz(&rest),
         Some("test") => {
             no_args("test", &rest)?;
             test()
@@ -80,6 +85,58 @@ fn main() -> anyhow::Result<()> {
         }
         Some(other) => bail!("unknown task '{other}'\n\n{USAGE}"),
     }
+}
+
+/// `fuzz`: tcpeek/tests/fuzz.rs at scale, timed.
+fn fuzz(rest: &[String]) -> anyhow::Result<()> {
+    let mut inputs = "50000000".to_string();
+    let mut seed = None;
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let value = || -> anyhow::Result<String> {
+            Ok(it
+                .clone()
+                .next()
+                .with_context(|| format!("{a} needs a value\n\n{USAGE}"))?
+                .clone())
+        };
+        match a.as_str() {
+            "--inputs" => inputs = value()?,
+            "--seed" => seed = Some(value()?),
+            other => bail!("fuzz: unknown option '{other}'\n\n{USAGE}"),
+        }
+        it.next();
+    }
+    let n: u64 = inputs
+        .replace('_', "")
+        .parse()
+        .with_context(|| format!("--inputs '{inputs}' is not a number"))?;
+    let start = std::time::Instant::now();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "tcpeek",
+        "--test",
+        "fuzz",
+        "--",
+        "--nocapture",
+    ])
+    .current_dir(workspace_root()?)
+    .env("TCPEEK_FUZZ_INPUTS", n.to_string());
+    if let Some(s) = &seed {
+        cmd.env("TCPEEK_FUZZ_SEED", s);
+    }
+    let status = cmd.status().context("running cargo test")?;
+    if !status.success() {
+        bail!("the fuzz run failed ({status}): its seed and count reproduce it");
+    }
+    eprintln!(
+        "xtask fuzz: {n} decoder frames and {n} engine events in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn no_args(task: &str, rest: &[String]) -> anyhow::Result<()> {
