@@ -34,7 +34,13 @@ pub struct Aggregator {
     now_ns: u64,
     first_ns: Option<u64>,
     output_error: Option<io::Error>,
+    /// eBPF: whether the kernel's table still holds a handshake
+    /// ([`Aggregator::with_kernel_table`]).
+    kernel_holds: Option<KernelHolds>,
 }
+
+/// Asks the kernel's handshake tables whether they hold a connection.
+pub type KernelHolds = Box<dyn Fn(&crate::event::Connection) -> bool + Send>;
 
 impl Aggregator {
     pub fn new(engine: Engine, filters: FilterSet, printer: SessionPrinter) -> Aggregator {
@@ -53,7 +59,17 @@ impl Aggregator {
             now_ns: 0,
             first_ns: None,
             output_error: None,
+            kernel_holds: None,
         }
+    }
+
+    /// eBPF: a handshake the server answered that times out is judged only
+    /// if `holds` says the kernel's table still has it; otherwise its ACK
+    /// may have been filtered out, and it is counted as evicted instead
+    /// (`capture::ebpf::KernelTable`).
+    pub fn with_kernel_table(mut self, holds: KernelHolds) -> Aggregator {
+        self.kernel_holds = Some(holds);
+        self
     }
 
     /// Keeps the per-family detail the metrics report, with these
@@ -202,6 +218,7 @@ impl Aggregator {
     pub fn counters(&mut self) -> &Counters {
         self.counters.engine.pending = self.engine.pending() as u64;
         self.counters.engine.overflow = self.engine.overflow();
+        self.counters.engine.forgotten = self.engine.forgotten();
         self.counters.engine.late = self.reorder.late();
         &self.counters
     }
@@ -237,6 +254,19 @@ impl Aggregator {
             let matched = &mut self.matched;
             self.filters
                 .for_each_in(f.tag, &f.conn, f.iface, |i| matched.push(i));
+            let unjudged = f.outcome == crate::engine::Outcome::Timeout
+                && f.synack_ns.is_some()
+                && self
+                    .kernel_holds
+                    .as_ref()
+                    .is_some_and(|holds| !holds(&f.conn));
+            if unjudged {
+                self.counters.engine.evicted += 1;
+                for &i in &self.matched {
+                    self.counters.forget(i);
+                }
+                continue;
+            }
             let tally = self.counters.tally(&f);
             for &i in &self.matched {
                 self.counters.record(i, &f, &tally);

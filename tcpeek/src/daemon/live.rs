@@ -415,7 +415,14 @@ pub(super) fn run(cfg: &Config, interfaces: &[String]) -> anyhow::Result<ExitCod
                 }
                 Box::new(wall_ns)
             }
-            Captures::Ebpf(caps) => {
+            Captures::Ebpf(mut caps) => {
+                // A handshake may cross interfaces: any table holding it
+                // will do.
+                let tables: Vec<_> = caps
+                    .iter_mut()
+                    .filter_map(EbpfCapture::take_table)
+                    .collect();
+                agg = agg.with_kernel_table(Box::new(move |c| tables.iter().any(|t| t.holds(c))));
                 let mut clock: Option<Box<dyn Fn() -> u64>> = None;
                 for (slot, cap) in caps.into_iter().enumerate() {
                     to_stderr(format_args!(

@@ -99,6 +99,13 @@ impl Engine {
         self.table.heap_bytes()
     }
 
+    /// Finished handshakes forgotten before their linger time to make room
+    /// (a late retransmission of their SYN then looks like a new
+    /// handshake).
+    pub fn forgotten(&self) -> u64 {
+        self.table.forgotten()
+    }
+
     /// Finished handshakes remembered for retransmission detection.
     pub fn lingering(&self) -> usize {
         self.table.closed_len()

@@ -77,6 +77,8 @@ pub(crate) struct Table {
     closed: List,
     capacity: usize,
     hasher: foldhash::fast::RandomState,
+    /// Finished sessions dropped before their linger time to make room.
+    forgotten: u64,
 }
 
 impl Table {
@@ -91,7 +93,14 @@ impl Table {
             closed: List::EMPTY,
             capacity: capacity.min(NIL as usize),
             hasher: foldhash::fast::RandomState::default(),
+            forgotten: 0,
         }
+    }
+
+    /// Finished sessions dropped before their linger time to make room
+    /// for new ones.
+    pub(crate) fn forgotten(&self) -> u64 {
+        self.forgotten
     }
 
     pub(crate) fn live_len(&self) -> usize {
@@ -144,6 +153,7 @@ impl Table {
         if self.live.len + self.closed.len >= self.capacity {
             let oldest = self.closed.head;
             self.remove(oldest);
+            self.forgotten += 1;
         }
         let hash = self.hash(&session.key);
         let slot = Slot {

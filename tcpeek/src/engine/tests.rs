@@ -961,6 +961,7 @@ mod closed {
             assert!(h.engine.pending() + h.engine.lingering() <= 4);
         }
         assert_eq!((h.engine.pending(), h.engine.lingering()), (3, 1));
+        assert_eq!(h.engine.forgotten(), 2, "each eviction is counted");
         // The one kept is the newest: its retransmitted SYN is absorbed.
         h.feed(&[seg(2, c(3), server(), SYN, C_ISN, 0)]);
         assert_eq!(h.admitted, 6);

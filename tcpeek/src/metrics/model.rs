@@ -296,6 +296,18 @@ pub fn families<'a>(c: &'a Counters, about: &'a About) -> Vec<Family<'a>> {
             c.engine.late,
         ),
         (
+            "tcpeek_handshakes_evicted",
+            Kind::Counter,
+            "eBPF: handshakes that timed out after the kernel's table of SYN/ACKs had forgotten them (not counted in any filter)",
+            c.engine.evicted,
+        ),
+        (
+            "tcpeek_sessions_forgotten",
+            Kind::Counter,
+            "Finished handshakes dropped before their linger time to make room (a late SYN retransmission of one may count as a new handshake)",
+            c.engine.forgotten,
+        ),
+        (
             "tcpeek_sessions_overflow",
             Kind::Counter,
             "Opening SYNs not tracked because the session table was full",

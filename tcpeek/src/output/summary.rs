@@ -96,6 +96,20 @@ pub fn format_summary(c: &Counters, info: &SummaryInfo<'_>) -> String {
         "   late     : {}  (records later than the 5 ms reordering window)",
         c.engine.late
     );
+    if c.engine.forgotten > 0 {
+        let _ = writeln!(
+            s,
+            "   forgotten : {}  (finished handshakes dropped early: table full)",
+            c.engine.forgotten
+        );
+    }
+    if c.engine.evicted > 0 {
+        let _ = writeln!(
+            s,
+            "   evicted  : {}  (eBPF: timed out after the kernel's table forgot them, not counted)",
+            c.engine.evicted
+        );
+    }
     if c.engine.clock_overruled > 0 {
         let _ = writeln!(
             s,

@@ -287,6 +287,15 @@ pub struct EngineStats {
     /// Capture-file frames whose timestamp was not believed
     /// (capture::clock); handled at the believed time.
     pub clock_overruled: u64,
+    /// eBPF: handshakes the server answered that timed out after the
+    /// kernel's table had forgotten them (evicted by a flood, or never
+    /// held: `capture::ebpf::KernelTable`), so their ACK may have been
+    /// filtered out. Not judged: in no filter's counts.
+    pub evicted: u64,
+    /// Finished handshakes the engine forgot before their linger time to
+    /// make room for new ones (the table full): a late retransmission of
+    /// their SYN may then count as a handshake of its own.
+    pub forgotten: u64,
 }
 
 /// Everything the outputs report: one entry per named filter in command-line
@@ -414,6 +423,15 @@ impl Counters {
         d.record(t);
     }
 
+    /// A handshake that counted as in progress in filter `i` ended without
+    /// a verdict ([`EngineStats::evicted`]).
+    pub fn forget(&mut self, i: usize) {
+        if self.detailed {
+            let d = &mut self.detail[i];
+            d.in_progress = d.in_progress.saturating_sub(1);
+        }
+    }
+
     /// The reply to `GET`: totals since start, then the capture element.
     ///
     /// `[{"RX":{"success":{..},"failure":{..}}},..,{"pcap":{"stats":{..}}}]`
@@ -472,6 +490,7 @@ struct CaptureElement {
     overflow: u64,
     truncated: u64,
     late: u64,
+    evicted: u64,
 }
 
 impl Serialize for GetReply<'_> {
@@ -490,6 +509,7 @@ impl Serialize for GetReply<'_> {
             overflow: c.engine.overflow,
             truncated: c.capture.truncated,
             late: c.engine.late,
+            evicted: c.engine.evicted,
         };
         seq.serialize_element(&Named("pcap", Named("stats", stats)))?;
         seq.end()
@@ -684,7 +704,7 @@ mod tests {
                 r#"{"TX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"#,
                 r#""failure":{"total":2,"timeout":0,"reject":2,"unreach":0}}},"#,
                 r#"{"pcap":{"stats":{"recv":10,"drop":0,"ifdrop":0,"#,
-                r#""malformed":0,"pending":2,"overflow":0,"truncated":0,"late":0}}}]"#
+                r#""malformed":0,"pending":2,"overflow":0,"truncated":0,"late":0,"evicted":0}}}]"#
             )
         );
     }

@@ -28,6 +28,7 @@
 mod attach;
 mod host;
 mod ring;
+mod table;
 
 use std::{
     io,
@@ -54,6 +55,7 @@ pub use host::{arphrd, mono_to_epoch_offset_ns, Framing};
 use host::{check_privileges, device_type, ifindex, monotonic_ns, page_size};
 pub use ring::{decode_record, wake_bytes, DRAIN_INTERVAL};
 use ring::{drain_ring, Ring};
+pub use table::KernelTable;
 
 /// Names in the eBPF object: the contract with `tcpeek-ebpf`, kept in the
 /// shared crate (tests/object.rs checks the embedded object has each).
@@ -223,6 +225,8 @@ pub struct EbpfCapture {
     mono_to_epoch_ns: i64,
     /// `None` only during drop.
     attached: Option<Attached>,
+    /// Until [`EbpfCapture::take_table`].
+    table: Option<KernelTable>,
 }
 
 /// What must be undone, in the network namespace it was done in.
@@ -333,9 +337,16 @@ impl EbpfCapture {
 
         let ring = take_map(&mut ebpf, names::MAP_EVENTS, RingBuf::try_from)?;
         let stats = take_map(&mut ebpf, names::MAP_STATS, PerCpuArray::try_from)?;
+        let v4 = take_map(&mut ebpf, names::MAP_HANDSHAKES_V4, Ok)?;
+        let v6 = take_map(&mut ebpf, names::MAP_HANDSHAKES_V6, Ok)?;
+        let table = KernelTable::new(v4, v6).map_err(|source| EbpfError::Map {
+            name: names::MAP_HANDSHAKES_V4,
+            source: Box::new(source),
+        })?;
         Ok(EbpfCapture {
             ring: Ring::Plain(ring),
             stats,
+            table: Some(table),
             bad_records: 0,
             mono_to_epoch_ns: mono_to_epoch_offset_ns(),
             attached: Some(Attached {
@@ -344,6 +355,12 @@ impl EbpfCapture {
                 netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
             }),
         })
+    }
+
+    /// The kernel's table of SYN/ACKs awaiting their ACK, for the
+    /// aggregator to ask about handshakes that time out ([`KernelTable`]).
+    pub fn take_table(&mut self) -> Option<KernelTable> {
+        self.table.take()
     }
 
     /// Now, on the clock of this capture's events: CLOCK_MONOTONIC with the
