@@ -3,7 +3,8 @@
 //! capture file writers and a classic pcap reader ([`pcap`]), where the
 //! generated fixtures are ([`fixtures`]), and a seeded generator for
 //! randomized tests ([`rng`]) with the frame mutations they use
-//! ([`mutate`]).
+//! ([`mutate`]), and frames put on a link as another host would
+//! ([`inject`]).
 //!
 //! A test that cannot run here (no root, a kernel feature missing) returns
 //! early after [`skip`], which prints one line, `SKIPPED <test>: <why>`,
@@ -42,6 +43,7 @@ pub fn is_root() -> bool {
 }
 
 pub mod fixtures;
+pub mod inject;
 pub mod mutate;
 mod netns;
 pub mod pcap;

@@ -80,44 +80,9 @@ fn frame(
 
 /// Sends `frames` out of `ifname` in `ns` through a packet socket.
 fn inject(ns: &Netns, ifname: &str, frames: &[Vec<u8>]) {
-    let ifname = ifname.to_string();
-    ns.enter(|| {
-        // SAFETY: plain socket calls on a descriptor this closure owns;
-        // every buffer outlives its call.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(
-                fd >= 0,
-                "packet socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let name = std::ffi::CString::new(ifname).unwrap();
-            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
-            addr.sll_halen = 6;
-            for f in frames {
-                loop {
-                    let n = libc::sendto(
-                        fd,
-                        f.as_ptr().cast(),
-                        f.len(),
-                        0,
-                        (&raw const addr).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    );
-                    if n == f.len() as isize {
-                        break;
-                    }
-                    // A full device queue: wait for it to drain.
-                    let e = std::io::Error::last_os_error();
-                    assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "sendto: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-            }
-            libc::close(fd);
-        }
-    });
+    let sent =
+        ns.enter(|| tcpeek_testkit::inject::inject(ifname, frames.iter().map(Vec::as_slice)));
+    assert_eq!(sent.expect("inject"), frames.len() as u64);
 }
 
 fn v4(ip: IpAddr) -> Ipv4Addr {
