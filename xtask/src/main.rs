@@ -41,6 +41,13 @@ tasks:
       --storm-secs S     length of each storm run (default 10)
       --quick            small captures, 1 rep, 2 s storms: a smoke test
       --only PARTS       some of handshake,flood,flood-cap,data,mixed,storm
+  soak [--minutes M] [--backend ebpf|pcap|both] [--tcpeek PATH]
+                         as root: a live tcpeek per backend in turn on mixed
+                         namespace traffic (connections, refusals, ICMP,
+                         timeouts, a SYN flood a minute, 1500 idle socket
+                         clients a minute) for M minutes each (default 30):
+                         RSS, CPU, descriptors, GET time and counts every
+                         10 s; flags growth or a mismatch (exit 1)
   fuzz [--inputs N] [--seed S]
                          the randomized decoder and engine runs
                          (tcpeek/tests/fuzz.rs) in release mode, N inputs
@@ -75,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Some("bench-load") => bench_load::main(&rest),
         Some("mutants") => mutants::main(&rest),
         Some("fuzz") => fuzz(&rest),
+        Some("soak") => bench_load::soak::main(&rest),
         Some("test") => {
             no_args("test", &rest)?;
             test()

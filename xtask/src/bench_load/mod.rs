@@ -16,6 +16,7 @@ mod netns;
 mod perf;
 mod report;
 mod run;
+pub mod soak;
 mod storm;
 mod streams;
 mod wakeups;
