@@ -358,7 +358,7 @@ fn traffic(server: Ipv4Addr, stop: &AtomicBool, sent: &Mutex<Sent>) -> anyhow::R
                 Err(_) => s.other += 1,
             }
         }
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let r = TcpStream::connect_timeout(&to(REFUSED), Duration::from_secs(5));
             let mut s = sent.lock().expect("sent");
             match r {
@@ -366,7 +366,7 @@ fn traffic(server: Ipv4Addr, stop: &AtomicBool, sent: &Mutex<Sent>) -> anyhow::R
                 _ => s.other += 1,
             }
         }
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             let r = TcpStream::connect_timeout(&to(ICMP), Duration::from_secs(5));
             let mut s = sent.lock().expect("sent");
             match r {
