@@ -138,6 +138,15 @@ impl Clients {
             self.live.remove(&id);
         }
     }
+
+    /// What `JoinSet::join_next_with_id` gave: that client's task ended
+    /// (finished, closed to make room, or panicked).
+    pub fn joined(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        self.ended(match done {
+            Ok((id, ())) => id,
+            Err(e) => e.id(),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -163,9 +172,9 @@ mod tests {
         acts[2].idle();
         assert!(c.make_room());
         assert_eq!(evicted.load(Ordering::Relaxed), 1);
-        let gone = set.join_next_with_id().await.unwrap().unwrap_err();
-        assert!(gone.is_cancelled());
-        c.ended(gone.id());
+        let gone = set.join_next_with_id().await.unwrap();
+        assert!(gone.as_ref().is_err_and(|e| e.is_cancelled()));
+        c.joined(gone);
         assert_eq!(c.len(), 2, "the second went: idle since it connected");
         // Only busy ones left at the limit: no room.
         acts[2].busy();

@@ -96,10 +96,7 @@ async fn serve(listener: std::net::TcpListener, counters: SharedCounters, about:
                 }
             },
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                clients.ended(match done {
-                    Ok((id, ())) => id,
-                    Err(e) => e.id(),
-                });
+                clients.joined(done);
                 continue;
             }
         };

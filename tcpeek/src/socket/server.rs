@@ -246,10 +246,7 @@ impl SocketServer {
                 // Reap finished (and closed) clients so the set does not
                 // grow.
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    clients.ended(match done {
-                        Ok((id, ())) => id,
-                        Err(e) => e.id(),
-                    });
+                    clients.joined(done);
                 }
             }
         }

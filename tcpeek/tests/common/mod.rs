@@ -45,6 +45,33 @@ pub mod collector;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// A number of this test process's own, and the name stem made of it.
+fn next_id() -> (u32, String) {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (n, format!("{}{}", std::process::id() % 100_000, n))
+}
+
+/// A new client namespace `tpk{id}c` joined to `server` by a veth pair
+/// (`tpk{id}c` there, `tpk{id}s` in `server`); created in the client
+/// namespace so that nothing ever appears in the host's.
+fn veth_to(server: &Netns, id: &str) -> (Netns, String, String) {
+    let client = Netns::new(format!("tpk{id}c"));
+    let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
+    client.ip(&[
+        "link",
+        "add",
+        &client_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &server_if,
+        "netns",
+        &server.name,
+    ]);
+    (client, client_if, server_if)
+}
+
 /// Two namespaces, `client` and `server`, joined by a veth pair, with IPv4
 /// and IPv6 addresses of their own.
 pub struct Pair {
@@ -60,25 +87,9 @@ pub struct Pair {
 
 impl Pair {
     pub fn new() -> Pair {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{}", std::process::id() % 100_000, n);
-        let client = Netns::new(format!("tpk{id}c"));
+        let (n, id) = next_id();
         let server = Netns::new(format!("tpk{id}s"));
-        let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
-        // Created in the client namespace so that nothing ever appears in
-        // the host's.
-        client.ip(&[
-            "link",
-            "add",
-            &client_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &server_if,
-            "netns",
-            &server.name,
-        ]);
+        let (client, client_if, server_if) = veth_to(&server, &id);
         let net = n % 250 + 1;
         let client4: IpAddr = format!("10.213.{net}.2").parse().unwrap();
         let server4: IpAddr = format!("10.213.{net}.1").parse().unwrap();
@@ -130,22 +141,8 @@ impl Pair {
     /// Adds a [`Link`] to the server; the new client also routes to the
     /// server's first subnet through it.
     pub fn second_link(&self) -> Link {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{}", std::process::id() % 100_000, n);
-        let client = Netns::new(format!("tpk{id}c"));
-        let (client_if, server_if) = (format!("tpk{id}c"), format!("tpk{id}s"));
-        client.ip(&[
-            "link",
-            "add",
-            &client_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &server_if,
-            "netns",
-            &self.server.name,
-        ]);
+        let (n, id) = next_id();
+        let (client, client_if, server_if) = veth_to(&self.server, &id);
         let net = n % 250 + 1;
         let client4: IpAddr = format!("10.214.{net}.2").parse().unwrap();
         let server4: IpAddr = format!("10.214.{net}.1").parse().unwrap();

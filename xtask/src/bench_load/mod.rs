@@ -141,6 +141,18 @@ impl Drop for TempDir {
     }
 }
 
+/// The tcpeek binary to run: `given`, or the release build, built first.
+pub fn release_tcpeek(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    crate::run(
+        &crate::cargo(),
+        &["build", "--release", "-p", "tcpeek", "--bins"],
+    )?;
+    Ok(crate::workspace_root()?.join("target/release/tcpeek"))
+}
+
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let result = bench(args);
     // The guards inside `bench` have run: namespaces and monitor are gone.
@@ -169,16 +181,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         } else {
             (false, false)
         };
-    let tcpeek = match &opts.tcpeek {
-        Some(p) => p.clone(),
-        None => {
-            crate::run(
-                &crate::cargo(),
-                &["build", "--release", "-p", "tcpeek", "--bins"],
-            )?;
-            crate::workspace_root()?.join("target/release/tcpeek")
-        }
-    };
+    let tcpeek = release_tcpeek(opts.tcpeek.as_deref())?;
     let mut modes = vec![Mode {
         label: "none".into(),
         binary: None,

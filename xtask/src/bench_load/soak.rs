@@ -140,16 +140,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         bail!("soak: needs root (network namespaces, packet capture)");
     }
     super::install_signal_handlers();
-    let tcpeek = match &opts.tcpeek {
-        Some(p) => p.clone(),
-        None => {
-            crate::run(
-                &crate::cargo(),
-                &["build", "--release", "-p", "tcpeek", "--bins"],
-            )?;
-            crate::workspace_root()?.join("target/release/tcpeek")
-        }
-    };
+    let tcpeek = super::release_tcpeek(opts.tcpeek.as_deref())?;
     let mut flagged = 0;
     for backend in &opts.backends {
         flagged += soak(&tcpeek, backend, opts.minutes)?;
