@@ -30,6 +30,10 @@ use crate::socket::DEFAULT_SOCKET_PATH;
 /// when a SYN flood fills it.
 pub const DEFAULT_MAX_SESSIONS: usize = 2_000_000;
 
+/// The longest `-t` the eBPF backend takes: its classifier stops waiting
+/// for an ACK 180 s after the handshake's last SYN/ACK.
+pub const EBPF_MAX_TIMEOUT_S: u64 = 180;
+
 /// Most interfaces one daemon watches (`-i` repeated): an event names its
 /// interface in a byte.
 pub const MAX_INTERFACES: usize = 64;
@@ -469,6 +473,11 @@ impl Config {
             Some("-c verifies checksums, which only libpcap can do")
         } else if args.promisc {
             Some("--promisc is a libpcap option")
+        } else if args.timeout > EBPF_MAX_TIMEOUT_S {
+            // The classifier's hint array ignores a slot with no SYN/ACK for
+            // 180 s (tcpeek-ebpf/src/maps.rs): an ACK later than that would
+            // be filtered out unseen.
+            Some("-t above 180 s: the eBPF classifier stops waiting for a handshake's ACK 180 s after its SYN/ACK")
         } else {
             None
         };
@@ -693,6 +702,7 @@ mod tests {
         for (flags, why) in [
             (&["-c", "2"][..], "-c verifies checksums"),
             (&["--promisc"][..], "--promisc is a libpcap option"),
+            (&["-t", "181"][..], "-t above 180 s"),
         ] {
             let with = |backend: &str| {
                 let mut a = vec!["-r", "x.pcap", "--backend", backend];
