@@ -494,6 +494,69 @@ fn losing_the_only_interface_ends_the_run_with_the_reason() {
     }
 }
 
+#[test]
+fn a_renamed_interface_is_followed_by_ebpf_and_ends_libpcaps_capture() {
+    require_root!();
+    let pair = Pair::new();
+    let _l = pair.server.listen(sa(pair.server4, 8080));
+    let dir = TempDir::new("renamed");
+    let daemons: Vec<Daemon> = backends()
+        .into_iter()
+        .map(|b| {
+            let sock = dir.path(&format!("{b}.sock"));
+            Daemon::start(&pair.server, b, &sock, &["-i", pair.server_if.as_str()])
+        })
+        .collect();
+    let new = format!("{}r", pair.server_if);
+    pair.server.ip(&["link", "set", &pair.server_if, "down"]);
+    pair.server
+        .ip(&["link", "set", &pair.server_if, "name", &new]);
+    pair.server.ip(&["link", "set", &new, "up"]);
+    wait_for("the renamed link up", || {
+        pair.server
+            .ip(&["-br", "link", "show", &new])
+            .contains(" UP ")
+            .then_some(())
+    });
+    for mut d in daemons {
+        let b = d.backend.clone();
+        if b == "ebpf" {
+            // The programs stay on the device: reported once, still counting.
+            wait_for("ebpf: the rename reported", || {
+                d.stderr()
+                    .contains(&format!("is now called {new}; still watched"))
+                    .then_some(())
+            });
+            pair.client
+                .connect(sa(pair.server4, 8080), CONNECT)
+                .expect("connect after the rename");
+            d.wait_sessions(1);
+            let e = d.stop();
+            assert!(e.status.success(), "{b}: {}", e.stderr);
+            assert_eq!(counts(&e.counters, "RX")[0], 1, "{b}");
+            assert_eq!(
+                e.stderr.matches("is now called").count(),
+                1,
+                "reported once"
+            );
+        } else {
+            // libpcap's capture ends ("The interface disappeared"): with no
+            // interface left, the run ends with the reason and its summary.
+            let status = wait_for(&format!("{b} to exit"), || d.try_wait());
+            let err = d.stderr();
+            assert_eq!(status.code(), Some(1), "{b}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "no interface left to watch: {}: capture failed",
+                    pair.server_if
+                )),
+                "{b}: {err}"
+            );
+            assert!(err.contains("TCPEEK SUMMARY"), "{b}: {err}");
+        }
+    }
+}
+
 /// `field` (CapEff, CapPrm, ...) of every thread of `pid`, as bit masks.
 fn thread_caps(pid: u32, field: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
