@@ -92,7 +92,9 @@ impl Clients {
         if self.live.len() < self.max {
             return true;
         }
-        self.evict_idlest()
+        // Tasks that ended but are not joined yet hold no connection.
+        self.live.retain(|_, (_, task)| !task.is_finished());
+        self.live.len() < self.max || self.evict_idlest()
     }
 
     /// Closes the client idle the longest, if any is idle.
@@ -100,7 +102,7 @@ impl Clients {
         let idlest = self
             .live
             .iter()
-            .filter(|(_, (a, _))| !a.inner.busy.load(Ordering::Relaxed))
+            .filter(|(_, (a, task))| !a.inner.busy.load(Ordering::Relaxed) && !task.is_finished())
             .min_by_key(|(id, (a, _))| (a.inner.last_us.load(Ordering::Relaxed), **id))
             .map(|(id, _)| *id);
         let Some(id) = idlest else {
