@@ -62,8 +62,16 @@ expression:
   The filters RX:RX@%:% and TX:TX@%:% are always defined first.
 examples:
   tcpeek -i eth0 web:RX@%:80:443
-  tcpeek -i eth0 db:TX@192.168.0.0/24:5432 web6:RX@[2001:db8::/32]:443 :RX@%:22
-  tcpeek -r capture.pcap --local 192.0.2.10"
+  tcpeek -i eth0 -i eth1 db:TX@192.168.0.0/24:5432 web6:RX@[2001:db8::/32]:443 :RX@%:22
+  tcpeek -r capture.pcap --local 192.0.2.10
+  tcpeek --config /etc/tcpeek/tcpeek.toml -i eth0
+signals:
+  SIGINT, SIGTERM  print the summary and exit
+  SIGUSR1          print the summary so far and go on
+  SIGHUP           read the --config file again: filters, local addresses, log level
+files:
+  /etc/tcpeek/tcpeek.toml   the packaged unit's config file (every key shown)
+  /run/tcpeek/IFACE.sock    the packaged unit's socket"
 )]
 pub struct Args {
     /// Read options and filters from this TOML file (README, "Config
